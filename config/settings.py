@@ -1,0 +1,78 @@
+"""One settings class for every process: CLI, web app, Celery worker and beat.
+
+Values come from the environment with the ``DIGEST_`` prefix (or a ``.env`` file).
+Build a ``Settings`` and pass it to ``create_app`` / ``create_celery``; tests build
+their own instead of patching a global.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "development-only-secret-change-me"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIGEST_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    # Empty means the embedded default: SQLite under ``data_dir``.
+    database_url: str = ""
+    # Empty means no broker: tasks run in-process through the same Celery code path.
+    broker_url: str = ""
+    smtp_url: str = "smtp://127.0.0.1:1025"
+    smtp_timeout_seconds: float = 30.0
+    secret_key: str = DEFAULT_SECRET_KEY
+    base_url: str = "http://127.0.0.1:8000"
+    from_address: str = "digest <digest@localhost>"
+    site_name: str = "digest"
+    templates_dir: Path = PROJECT_ROOT / "templates"
+
+    # Ingestion and dispatch schedule (Celery beat).
+    ingest_interval_minutes: float = 60.0
+    dispatch_interval_minutes: float = 5.0
+    # Papers first seen within this window are candidates for a digest.
+    candidate_window_days: int = 7
+    send_batch_size: int = Field(default=200, ge=1, le=5000)
+    send_max_attempts: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ValueError(
+                "DIGEST_SECRET_KEY must be set to a private random value outside development"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'digest.db').resolve()}"
+
+    @property
+    def from_domain(self) -> str:
+        address = self.from_address.rsplit("<", 1)[-1].rstrip(">").strip()
+        return address.rsplit("@", 1)[-1] or "localhost"
+
+    @property
+    def unsubscribe_mailto(self) -> str:
+        return f"unsubscribe@{self.from_domain}"
+
+    @property
+    def base_host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read from the process environment (for entry points only)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""digest: trending research papers in your inbox."""

@@ -1,0 +1,210 @@
+"""The ``digest`` command line: each command is one unit of work."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from config.settings import Settings
+from digest.db import unit_of_work, utcnow
+from digest.models import Frequency, SubscriberStatus
+from digest.subscribers import SubscriberError, add_subscriber, list_subscribers
+
+cli = typer.Typer(
+    help="Trending research papers in your inbox.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
+subscribers_cli = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(subscribers_cli, name="subscribers")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}")
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    from digest.runtime import Runtime
+
+    return Runtime(load_settings())
+
+
+def _celery():  # type: ignore[no-untyped-def]
+    from workers.app import create_celery
+
+    return create_celery(load_settings())
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Create or migrate the database schema (Alembic)."""
+    from digest.migrate import upgrade
+
+    runtime = _runtime()
+    upgrade(runtime.engine, revision)
+    typer.echo(f"database at {runtime.engine.url.render_as_string(hide_password=True)} is at {revision}")
+
+
+@cli.command()
+def ingest(
+    source: Annotated[str | None, typer.Option(help="Ingest only this source.")] = None,
+) -> None:
+    """Fetch papers from the configured sources and store them."""
+    runtime = _runtime()
+    try:
+        summaries = runtime.run_ingest(source)
+    except LookupError as exc:
+        fail(str(exc.args[0]), 2)
+    for summary in summaries:
+        typer.echo(summary.line())
+    if any(s.error for s in summaries):
+        raise typer.Exit(1)
+
+
+@subscribers_cli.command("add")
+def subscribers_add(
+    email: str,
+    interests: Annotated[str, typer.Option(help="Comma-separated topics.")] = "",
+    confirmed: Annotated[bool, typer.Option(help="Skip double opt-in (operator import).")] = False,
+    frequency: Frequency = Frequency.DAILY,
+    send_hour: Annotated[int, typer.Option(min=0, max=23)] = 7,
+    timezone: str = "UTC",
+    papers: Annotated[int, typer.Option(min=1, max=50, help="Papers per digest.")] = 5,
+) -> None:
+    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    runtime = _runtime()
+    try:
+        with unit_of_work(runtime.session_factory) as session:
+            subscriber = add_subscriber(
+                session,
+                email=email,
+                interests=interests,
+                confirmed=confirmed,
+                frequency=frequency,
+                send_hour=send_hour,
+                timezone=timezone,
+                papers_per_digest=papers,
+                now=utcnow(),
+            )
+            typer.echo(f"added {subscriber.email} ({subscriber.status.value})")
+    except SubscriberError as exc:
+        fail(str(exc), 2)
+
+
+@subscribers_cli.command("list")
+def subscribers_list(
+    status: Annotated[SubscriberStatus | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """List subscribers: email, status, frequency, send time, interests."""
+    runtime = _runtime()
+    with unit_of_work(runtime.session_factory) as session:
+        rows = list_subscribers(session, status=status)
+        for s in rows:
+            typer.echo(
+                f"{s.email}\t{s.status.value}\t{s.frequency.value}\t"
+                f"{s.send_hour:02d}:00 {s.timezone}\t{s.interests}"
+            )
+        typer.echo(f"{len(rows)} subscriber(s)", err=True)
+
+
+@cli.command("send-due")
+def send_due() -> None:
+    """Send every digest that is due now (through the task queue, or in-process)."""
+    app = _celery()
+    claimed = app.tasks["digest.dispatch_due"].delay()
+    if app.in_process:
+        typer.echo(f"{claimed.get()} digest(s) were due and have been processed")
+    else:
+        typer.echo("dispatch queued; a worker sends the due digests")
+
+
+@cli.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its database and mail.")] = Path(
+        "data/demo"
+    ),
+) -> None:
+    """Run the whole pipeline offline: sample papers, SQLite, local SMTP sink."""
+    from digest.demo import demo_settings, run_demo
+
+    result = run_demo(demo_settings(load_settings(), data_dir))
+    for summary in result.ingest:
+        typer.echo(f"ingest  {summary.line()}")
+    for note in result.notes:
+        typer.echo(f"note    {note}")
+    delivery = result.delivery
+    if delivery is not None:
+        typer.echo(
+            f"digest  {delivery.edition}: {delivery.status}, {len(delivery.titles)} papers"
+            + (f", Message-ID {delivery.message_id}" if delivery.message_id else "")
+            + (f" ({delivery.note})" if delivery.note else "")
+        )
+        for title in delivery.titles:
+            typer.echo(f"        - {title}")
+    if result.eml_path:
+        typer.echo(f"email   {result.eml_path.resolve()}")
+    if result.html_path:
+        typer.echo(f"preview {result.html_path.resolve()}  (open in a browser)")
+
+
+@cli.command()
+def web(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the web app (health check, unsubscribe pages)."""
+    import uvicorn
+
+    from digest.web.app import create_app
+
+    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level="info")
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Run a Celery worker (extra arguments go to celery)."""
+    app = _celery()
+    if app.in_process:
+        fail("DIGEST_BROKER_URL is not set: a worker needs a broker (e.g. redis://127.0.0.1:6379/0)")
+    app.worker_main(["worker", "--loglevel=INFO", *ctx.args])
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def beat(ctx: typer.Context) -> None:
+    """Run Celery beat, the scheduler (extra arguments go to celery)."""
+    app = _celery()
+    if app.in_process:
+        fail("DIGEST_BROKER_URL is not set: beat needs a broker (e.g. redis://127.0.0.1:6379/0)")
+    schedule = Path(app.settings.data_dir) / "celerybeat-schedule"
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}", *ctx.args])
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli()
+    except OperationalError as exc:
+        message = str(exc.orig or exc).strip().splitlines()[0]
+        typer.echo(f"error: cannot reach the database: {message}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

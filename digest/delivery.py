@@ -1,0 +1,111 @@
+"""The delivery ledger: claiming due digests and sending each one exactly once.
+
+A delivery row is unique per subscriber and edition, so claiming is idempotent
+(a second dispatcher or beat finds nothing to claim), and a redelivered task
+finds its delivery already ``sent`` and does nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.dialects import insert_ignoring_conflicts
+from digest.digests import DigestComposer
+from digest.mailer import SendError, SmtpConnection
+from digest.models import Delivery, DeliveryPaper, DeliveryStatus, Subscriber, SubscriberStatus
+from digest.ranking import Ranker
+from digest.schedule import due_subscribers
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    SKIPPED = "skipped"
+    RETRY = "retry"
+    FAILED = "failed"
+    # Already handled by an earlier run of the same task.
+    ALREADY_DONE = "already-done"
+
+
+def claim_due_deliveries(session: Session, *, now: datetime) -> list[int]:
+    """Create a queued delivery for every due reader; return only the ids created here."""
+    due = due_subscribers(session, now=now)
+    if not due:
+        return []
+    rows = [
+        {
+            "subscriber_id": sid,
+            "edition": edition,
+            "status": DeliveryStatus.QUEUED.value,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for sid, edition in due
+    ]
+    statement = insert_ignoring_conflicts(
+        session, Delivery.__table__, ["subscriber_id", "edition"]
+    ).returning(Delivery.__table__.c.id)
+    return sorted(session.scalars(statement, rows).all())
+
+
+def send_delivery(
+    session: Session,
+    delivery_id: int,
+    *,
+    composer: DigestComposer,
+    ranker: Ranker,
+    connection: SmtpConnection,
+    now: datetime,
+    max_attempts: int,
+) -> Outcome:
+    delivery = session.scalar(
+        select(Delivery)
+        .where(Delivery.id == delivery_id)
+        # Two workers holding the same id (a redelivered task): one waits, then
+        # finds the delivery already sent.
+        .with_for_update()
+    )
+    if delivery is None or delivery.status != DeliveryStatus.QUEUED:
+        return Outcome.ALREADY_DONE
+    subscriber = session.get_one(Subscriber, delivery.subscriber_id)
+    # Checked at send time, not claim time: an unsubscribe between the two wins.
+    if subscriber.status != SubscriberStatus.ACTIVE:
+        return _skip(delivery, f"subscriber is {subscriber.status.value}")
+
+    picks = ranker.pick(session, subscriber, now=now)
+    if not picks:
+        return _skip(delivery, "no new papers for this reader")
+    composed = composer.compose(subscriber, picks, edition=delivery.edition, now=now)
+    delivery.attempts += 1
+    try:
+        connection.send(composed.message)
+    except SendError as exc:
+        delivery.last_error = str(exc)
+        if exc.permanent or delivery.attempts >= max_attempts:
+            delivery.status = DeliveryStatus.FAILED
+            log.warning("delivery %s failed for good: %s", delivery.id, exc)
+            return Outcome.FAILED
+        log.info("delivery %s will be retried: %s", delivery.id, exc)
+        return Outcome.RETRY
+    delivery.status = DeliveryStatus.SENT
+    delivery.message_id = composed.message_id
+    delivery.sent_at = now
+    delivery.last_error = None
+    delivery.papers = [
+        DeliveryPaper(paper_id=pick.paper.id, position=position, reason=pick.reason)
+        for position, pick in enumerate(picks)
+    ]
+    return Outcome.SENT
+
+
+def _skip(delivery: Delivery, reason: str) -> Outcome:
+    delivery.status = DeliveryStatus.SKIPPED
+    delivery.last_error = reason
+    log.info("delivery %s skipped: %s", delivery.id, reason)
+    return Outcome.SKIPPED

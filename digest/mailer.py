@@ -1,0 +1,157 @@
+"""Building RFC 5322 messages and handing them to an SMTP server.
+
+Send errors are classified: a permanent refusal (5xx) is not retried, anything
+transient (4xx, timeouts, lost connections) is, by the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from digest.rendering import RenderedEmail
+
+
+class SendError(Exception):
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class ListUnsubscribe:
+    https_url: str
+    mailto: str
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    to: str,
+    from_address: str,
+    message_domain: str,
+    date: datetime,
+    unsubscribe: ListUnsubscribe | None = None,
+    list_id: str | None = None,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = from_address
+    message["To"] = Address(addr_spec=to)
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = make_msgid(domain=message_domain)
+    if list_id:
+        message["List-Id"] = list_id
+    if unsubscribe:
+        # RFC 2369 + RFC 8058: clients show an unsubscribe button and POST to the
+        # https URL without asking the reader anything more.
+        message["List-Unsubscribe"] = f"<{unsubscribe.https_url}>, <{unsubscribe.mailto}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    hostname: str
+    port: int
+    username: str | None
+    password: str | None
+    use_tls: bool
+    timeout: float
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout: float = 30.0) -> SmtpConfig:
+        """``smtp://[user:pass@]host[:port]`` (STARTTLS when offered) or ``smtps://``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError(f"SMTP URL must look like smtp://host:port, got {url!r}")
+        use_tls = parts.scheme == "smtps"
+        return cls(
+            hostname=parts.hostname,
+            port=parts.port or (465 if use_tls else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            use_tls=use_tls,
+            timeout=timeout,
+        )
+
+
+class SmtpConnection:
+    """One SMTP session reused for a batch of messages; reconnects after a failure."""
+
+    def __init__(self, config: SmtpConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self._config = config
+        self._loop = loop
+        self._client: aiosmtplib.SMTP | None = None
+
+    def _connect(self) -> aiosmtplib.SMTP:
+        config = self._config
+        client = aiosmtplib.SMTP(
+            hostname=config.hostname,
+            port=config.port,
+            username=config.username,
+            password=config.password,
+            use_tls=config.use_tls,
+            timeout=config.timeout,
+        )
+        self._loop.run_until_complete(client.connect())
+        return client
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            if self._client is None or not self._client.is_connected:
+                self._client = self._connect()
+            self._loop.run_until_complete(self._client.send_message(message))
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            raise SendError(
+                "; ".join(f"{r.code} {r.message}" for r in exc.recipients),
+                permanent=all(code >= 500 for code in codes),
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            self._drop()
+            raise SendError(f"{exc.code} {exc.message}", permanent=exc.code >= 500) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self._drop()
+            raise SendError(f"SMTP unavailable: {exc}", permanent=False) from exc
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def close(self) -> None:
+        if self._client is not None and self._client.is_connected:
+            try:
+                self._loop.run_until_complete(self._client.quit())
+            except (aiosmtplib.SMTPException, OSError):
+                pass
+        self._drop()
+
+
+class SmtpSender:
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+
+    @contextmanager
+    def connection(self) -> Iterator[SmtpConnection]:
+        # Workers and the CLI are synchronous; a private loop keeps aiosmtplib's
+        # connection alive across the messages of one batch.
+        loop = asyncio.new_event_loop()
+        connection = SmtpConnection(self.config, loop)
+        try:
+            yield connection
+        finally:
+            connection.close()
+            loop.close()

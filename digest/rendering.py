@@ -1,0 +1,107 @@
+"""Email rendering: one Jinja2 environment, CSS inlined once per template.
+
+Email clients ignore ``<style>`` blocks, so styles must sit in ``style=""``
+attributes. Running premailer for each of a million readers would cost a parse
+of every message; instead the loader inlines the CSS into the *template source*
+when Jinja first loads it. Jinja caches the compiled result, so per-reader work
+is plain template rendering.
+
+Rules of the road for email templates: style through the class selectors in
+``templates/email/_base/style.css`` (a selector cannot see across a template
+boundary), and keep media queries in the base layout's own ``<style>`` block.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import BaseLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from premailer import Premailer
+
+_JINJA_SYNTAX = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_PLACEHOLDER = "JINJAPLACEHOLDER{}X"
+_PLACEHOLDER_RE = re.compile(r"JINJAPLACEHOLDER(\d+)X")
+_DOCUMENT_WRAPPER = re.compile(r"^\s*<html><head>.*?</head><body>(.*)</body></html>\s*$", re.DOTALL)
+
+
+def inline_css(template_source: str, css: str) -> str:
+    """Inline ``css`` into an HTML Jinja template, leaving its Jinja syntax intact."""
+    saved: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        saved.append(match.group(0))
+        return _PLACEHOLDER.format(len(saved) - 1)
+
+    hidden = _JINJA_SYNTAX.sub(hide, template_source)
+    is_document = "<html" in hidden.lower()
+    inlined: str = Premailer(
+        hidden,
+        css_text=css,
+        keep_style_tags=True,
+        remove_classes=False,
+        disable_validation=True,
+        allow_network=False,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform(pretty_print=False)
+    if not is_document:
+        # premailer wraps a fragment in a document; a child template must stay a fragment.
+        match = _DOCUMENT_WRAPPER.match(inlined)
+        if match:
+            inlined = match.group(1)
+    if template_source.lstrip().lower().startswith("<!doctype") and not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = "<!DOCTYPE html>\n" + inlined
+    return _PLACEHOLDER_RE.sub(lambda m: saved[int(m.group(1))], inlined)
+
+
+class CssInliningLoader(BaseLoader):
+    """Loads templates from disk; ``email/**.html`` ones come back with CSS inlined."""
+
+    def __init__(self, directory: Path) -> None:
+        self._files = FileSystemLoader(str(directory))
+        self._css_path = directory / "email" / "_base" / "style.css"
+        self.inline_count = 0
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = self._files.get_source(environment, template)
+        if template.startswith("email/") and template.endswith(".html"):
+            source = inline_css(source, self._css_path.read_text(encoding="utf-8"))
+            self.inline_count += 1
+        return source, filename, uptodate
+
+
+def make_environment(templates_dir: Path) -> Environment:
+    return Environment(
+        loader=CssInliningLoader(templates_dir),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        # Templates change only with a deploy; never re-stat them per message.
+        auto_reload=False,
+        cache_size=-1,
+    )
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def render_email(environment: Environment, name: str, context: Mapping[str, Any]) -> RenderedEmail:
+    """Render ``templates/email/<name>/{subject.txt, body.txt, body.html}``."""
+    subject = environment.get_template(f"email/{name}/subject.txt").render(context)
+    return RenderedEmail(
+        # A header must be one line, whatever the template's trailing whitespace.
+        subject=" ".join(subject.split()),
+        text=environment.get_template(f"email/{name}/body.txt").render(context),
+        html=environment.get_template(f"email/{name}/body.html").render(context),
+    )

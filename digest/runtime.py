@@ -1,0 +1,101 @@
+"""What one process needs to run the pipeline, built once from ``Settings``.
+
+Celery tasks, CLI commands and the web app all go through these functions; each
+opens its own units of work and calls the domain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from digest.db import make_engine, make_session_factory, unit_of_work, utcnow
+from digest.delivery import Outcome, claim_due_deliveries, send_delivery
+from digest.digests import DigestComposer
+from digest.ingest import SourceSummary, configured_sources, ingest, source_named
+from digest.mailer import SmtpConfig, SmtpSender
+from digest.ranking import PopularityRanker, Ranker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+    @property
+    def to_retry(self) -> list[int]:
+        return [i for i, o in self.outcomes.items() if o == Outcome.RETRY]
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(o.value for o in self.outcomes.values()))
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def composer(self) -> DigestComposer:
+        return DigestComposer(self.settings)
+
+    @cached_property
+    def ranker(self) -> Ranker:
+        return PopularityRanker(window=timedelta(days=self.settings.candidate_window_days))
+
+    @cached_property
+    def sender(self) -> SmtpSender:
+        return SmtpSender(
+            SmtpConfig.from_url(self.settings.smtp_url, timeout=self.settings.smtp_timeout_seconds)
+        )
+
+    def run_ingest(self, source: str | None = None, *, now: datetime | None = None) -> list[SourceSummary]:
+        sources = (
+            [source_named(self.settings, source)] if source else configured_sources(self.settings)
+        )
+        with unit_of_work(self.session_factory) as session:
+            return ingest(session, sources, now=now or utcnow())
+
+    def send_batch(self, delivery_ids: list[int], *, now: datetime | None = None) -> BatchResult:
+        result = BatchResult()
+        with self.sender.connection() as connection:
+            for delivery_id in delivery_ids:
+                # One transaction per delivery: a crash loses at most the message in flight.
+                with unit_of_work(self.session_factory) as session:
+                    result.outcomes[delivery_id] = send_delivery(
+                        session,
+                        delivery_id,
+                        composer=self.composer,
+                        ranker=self.ranker,
+                        connection=connection,
+                        now=now or utcnow(),
+                        max_attempts=self.settings.send_max_attempts,
+                    )
+        log.info("sent batch of %d: %s", len(delivery_ids), result.counts())
+        return result
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def chunks(ids: list[int], size: int) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+__all__ = ["BatchResult", "Runtime", "chunks", "claim_due_deliveries"]

@@ -1,0 +1,1 @@
+"""The web app: health check now, subscriber pages in the flows issue."""

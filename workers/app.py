@@ -1,0 +1,64 @@
+"""The Celery application, built from ``Settings``.
+
+``celery -A workers.app worker`` / ``beat`` use the module-level ``app``, read
+from the environment. Without a broker URL the app runs every task eagerly, in
+process, through the same task code: that is the embedded default.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from celery import Celery
+
+from config.beat import beat_schedule
+from config.settings import Settings, get_settings
+from digest.runtime import Runtime
+
+
+class DigestCelery(Celery):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("digest", set_as_current=False)
+        self.settings = settings
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        return Runtime(self.settings)
+
+    @property
+    def in_process(self) -> bool:
+        return not self.settings.broker_url
+
+
+def create_celery(settings: Settings) -> DigestCelery:
+    app = DigestCelery(settings)
+    eager = not settings.broker_url
+    app.conf.update(
+        broker_url=settings.broker_url or "memory://localhost/",
+        task_always_eager=eager,
+        task_eager_propagates=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        # Tasks are idempotent (see digest.delivery), so a task lost with its
+        # worker is safely run again.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        beat_schedule=beat_schedule(settings),
+        timezone="UTC",
+        enable_utc=True,
+    )
+    # Registers the tasks on this app (they are declared with shared_task).
+    import workers.tasks  # noqa: F401
+
+    return app
+
+
+def _app_from_environment() -> DigestCelery:
+    return create_celery(get_settings())
+
+
+app = _app_from_environment()

@@ -1,0 +1,61 @@
+"""Thin task wrappers: open a unit of work, call the domain, decide about retries.
+
+Arguments are ids and JSON, never ORM objects. Follow-up tasks are published only
+after the transaction that created their rows has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from celery import Task, shared_task
+from sqlalchemy.exc import OperationalError
+
+from digest.db import after_commit, unit_of_work, utcnow
+from digest.runtime import Runtime, chunks, claim_due_deliveries
+
+log = logging.getLogger(__name__)
+
+# A database or broker hiccup is worth a few retries with growing delays.
+_TRANSIENT = {
+    "autoretry_for": (OperationalError, ConnectionError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
+
+
+def _runtime(task: Task) -> Runtime:
+    return cast(Runtime, task.app.runtime)
+
+
+@shared_task(bind=True, name="digest.ingest", acks_late=True, **_TRANSIENT)
+def ingest_task(self: Task, source: str | None = None) -> list[dict[str, Any]]:
+    summaries = _runtime(self).run_ingest(source)
+    return [vars(s) for s in summaries]
+
+
+@shared_task(bind=True, name="digest.dispatch_due", acks_late=True, **_TRANSIENT)
+def dispatch_due_task(self: Task) -> int:
+    runtime = _runtime(self)
+    with unit_of_work(runtime.session_factory) as session:
+        claimed = claim_due_deliveries(session, now=utcnow())
+        send_batch = self.app.tasks["digest.send_batch"]
+        for batch in chunks(claimed, runtime.settings.send_batch_size):
+            after_commit(session, lambda batch=batch: send_batch.delay(batch))
+    log.info("dispatch: %d digests due", len(claimed))
+    return len(claimed)
+
+
+@shared_task(bind=True, name="digest.send_batch", acks_late=True, **_TRANSIENT)
+def send_batch_task(self: Task, delivery_ids: list[int]) -> dict[str, int]:
+    result = _runtime(self).send_batch(delivery_ids)
+    if result.to_retry:
+        # Only the deliveries that hit a transient error go round again; the
+        # attempt count on each row bounds how often.
+        attempt = self.request.retries or 0
+        self.app.tasks["digest.send_batch"].apply_async(
+            (result.to_retry,), countdown=min(60 * 2**attempt, 3600), retries=attempt + 1
+        )
+    return result.counts()
