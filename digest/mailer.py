@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -25,6 +26,18 @@ class SendError(Exception):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+# RFC 5322 allows 998 characters a line. At the default of 78, Python folds a
+# long URL header into RFC 2047 encoded words, and no mail client can then read
+# the List-Unsubscribe URL.
+MESSAGE_POLICY = policy.default.clone(max_line_length=998)
+WIRE_POLICY = MESSAGE_POLICY.clone(linesep="\r\n")
+
+
+def envelope_sender(message: EmailMessage) -> str:
+    sender: str = message["From"].addresses[0].addr_spec
+    return sender
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,7 @@ def build_message(
     unsubscribe: ListUnsubscribe | None = None,
     list_id: str | None = None,
 ) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = from_address
     message["To"] = Address(addr_spec=to)
     message["Subject"] = rendered.subject
@@ -112,7 +125,15 @@ class SmtpConnection:
         try:
             if self._client is None or not self._client.is_connected:
                 self._client = self._connect()
-            self._loop.run_until_complete(self._client.send_message(message))
+            # Flattened here, not by aiosmtplib, whose 78-column policy would
+            # encode the List-Unsubscribe URLs (see MESSAGE_POLICY).
+            self._loop.run_until_complete(
+                self._client.sendmail(
+                    envelope_sender(message),
+                    [a.addr_spec for a in message["To"].addresses],
+                    message.as_bytes(policy=WIRE_POLICY),
+                )
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             raise SendError(

@@ -149,7 +149,7 @@ def _record_signals(
         .order_by(PopularitySignal.paper_id, PopularitySignal.observed_at)
     )
     last_seen: dict[int, tuple[int | None, int | None, int | None]] = {}
-    for paper_id, upvotes, comments, stars in session.execute(latest).tuples():
+    for paper_id, upvotes, comments, stars in session.execute(latest):
         last_seen[paper_id] = (upvotes, comments, stars)
     rows = []
     for cid, record in reported.items():

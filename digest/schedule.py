@@ -57,7 +57,7 @@ def due_subscribers(session: Session, *, now: datetime) -> list[tuple[int, str]]
             select(Subscriber.id, Subscriber.frequency)
             .where(in_zone_and_hour, or_(daily_due, weekly_due))
             .order_by(Subscriber.id)
-        ).tuples()
+        ).all()
         due.extend(
             (sid, daily if frequency == Frequency.DAILY else weekly) for sid, frequency in rows
         )

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest.models import Paper, PopularitySignal
+from digest.papers import store_papers
+from digest.sources import PaperRecord
+from tests.factories import NOW
+
+
+def record(n: int, **fields: object) -> PaperRecord:
+    values: dict[str, object] = {
+        "canonical_id": f"arxiv:2611.{n:05d}",
+        "title": f"Title {n}",
+        "abstract": f"Abstract {n}",
+        "links": {"abs": f"https://arxiv.org/abs/2611.{n:05d}"},
+    }
+    values.update(fields)
+    return PaperRecord(**values)  # type: ignore[arg-type]
+
+
+def test_new_papers_are_stored_once_and_unchanged_ones_are_not_rewritten(session: Session) -> None:
+    first = store_papers(session, [record(1), record(2)], source="test", now=NOW)
+    again = store_papers(session, [record(1), record(2)], source="test", now=NOW + timedelta(hours=1))
+
+    assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 2)
+    assert session.scalar(select(func.count()).select_from(Paper)) == 2
+    stored = session.scalar(select(Paper).where(Paper.canonical_id == "arxiv:2611.00001"))
+    assert stored is not None
+    assert stored.updated_at == NOW  # untouched by the no-change re-ingest
+
+
+def test_a_changed_paper_is_updated_in_place(session: Session) -> None:
+    store_papers(session, [record(1)], source="test", now=NOW)
+    counts = store_papers(
+        session, [record(1, abstract="A revised abstract")], source="test", now=NOW
+    )
+    assert (counts.new, counts.updated) == (0, 1)
+    papers = session.scalars(select(Paper)).all()
+    assert [p.abstract for p in papers] == ["A revised abstract"]
+
+
+def test_a_title_of_zero_is_a_title(session: Session) -> None:
+    store_papers(session, [record(1, title="0")], source="test", now=NOW)
+    assert session.scalar(select(Paper.title)) == "0"
+
+
+def test_duplicates_within_one_feed_become_one_paper(session: Session) -> None:
+    counts = store_papers(
+        session, [record(1, title="old"), record(1, title="new")], source="test", now=NOW
+    )
+    assert counts.new == 1
+    assert session.scalar(select(Paper.title)) == "new"
+
+
+def test_popularity_is_observed_over_time_only_when_it_moves(session: Session) -> None:
+    store_papers(session, [record(1, upvotes=3)], source="hf", now=NOW)
+    store_papers(session, [record(1, upvotes=3)], source="hf", now=NOW + timedelta(hours=1))
+    store_papers(session, [record(1, upvotes=9)], source="hf", now=NOW + timedelta(hours=2))
+
+    observed = session.execute(
+        select(PopularitySignal.upvotes, PopularitySignal.observed_at).order_by(
+            PopularitySignal.observed_at
+        )
+    ).all()
+    assert [(u, t) for u, t in observed] == [(3, NOW), (9, NOW + timedelta(hours=2))]
+
+
+def test_many_papers_are_stored_in_chunks(session: Session) -> None:
+    counts = store_papers(session, (record(n) for n in range(1, 1201)), source="test", now=NOW)
+    assert counts.new == 1200
+    assert session.scalar(select(func.count()).select_from(Paper)) == 1200
