@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +15,10 @@ from config.settings import Settings
 from digest.db import unit_of_work, utcnow
 from digest.models import Frequency, SubscriberStatus
 from digest.subscribers import SubscriberError, add_subscriber, list_subscribers
+
+if TYPE_CHECKING:
+    from digest.runtime import Runtime
+    from workers.app import DigestCelery
 
 cli = typer.Typer(
     help="Trending research papers in your inbox.",
@@ -42,13 +46,14 @@ def load_settings() -> Settings:
         fail(f"invalid configuration: {problems}")
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime() -> Runtime:
     from digest.runtime import Runtime
 
     return Runtime(load_settings())
 
 
-def _celery():  # type: ignore[no-untyped-def]
+def _celery() -> DigestCelery:
+    # Imported late: building the Celery app is not needed by most commands.
     from workers.app import create_celery
 
     return create_celery(load_settings())
@@ -61,7 +66,9 @@ def db_upgrade(revision: str = "head") -> None:
 
     runtime = _runtime()
     upgrade(runtime.engine, revision)
-    typer.echo(f"database at {runtime.engine.url.render_as_string(hide_password=True)} is at {revision}")
+    typer.echo(
+        f"database at {runtime.engine.url.render_as_string(hide_password=True)} is at {revision}"
+    )
 
 
 @cli.command()
@@ -139,9 +146,9 @@ def send_due() -> None:
 
 @cli.command()
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its database and mail.")] = Path(
-        "data/demo"
-    ),
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the demo keeps its database and mail.")
+    ] = Path("data/demo"),
 ) -> None:
     """Run the whole pipeline offline: sample papers, SQLite, local SMTP sink."""
     from digest.demo import demo_settings, run_demo
@@ -181,7 +188,9 @@ def worker(ctx: typer.Context) -> None:
     """Run a Celery worker (extra arguments go to celery)."""
     app = _celery()
     if app.in_process:
-        fail("DIGEST_BROKER_URL is not set: a worker needs a broker (e.g. redis://127.0.0.1:6379/0)")
+        fail(
+            "DIGEST_BROKER_URL is not set: a worker needs a broker (e.g. redis://127.0.0.1:6379/0)"
+        )
     app.worker_main(["worker", "--loglevel=INFO", *ctx.args])
 
 

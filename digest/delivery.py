@@ -49,8 +49,8 @@ def claim_due_deliveries(session: Session, *, now: datetime) -> list[int]:
         for sid, edition in due
     ]
     statement = insert_ignoring_conflicts(
-        session, Delivery.__table__, ["subscriber_id", "edition"]
-    ).returning(Delivery.__table__.c.id)
+        session, Delivery, ["subscriber_id", "edition"]
+    ).returning(Delivery.id)
     return sorted(session.scalars(statement, rows).all())
 
 

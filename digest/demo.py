@@ -45,9 +45,7 @@ class DemoResult:
 
 
 def demo_settings(base: Settings, data_dir: Path) -> Settings:
-    return base.model_copy(
-        update={"data_dir": data_dir, "database_url": "", "broker_url": ""}
-    )
+    return base.model_copy(update={"data_dir": data_dir, "database_url": "", "broker_url": ""})
 
 
 def run_demo(settings: Settings, *, now: datetime | None = None) -> DemoResult:
@@ -62,9 +60,7 @@ def run_demo(settings: Settings, *, now: datetime | None = None) -> DemoResult:
         runtime = app.runtime
         try:
             upgrade(runtime.engine)
-            summaries = [
-                SourceSummary(**s) for s in app.tasks["digest.ingest"].delay().get()
-            ]
+            summaries = [SourceSummary(**s) for s in app.tasks["digest.ingest"].delay().get()]
             notes = []
             with unit_of_work(runtime.session_factory) as session:
                 if find_subscriber(session, DEMO_EMAIL) is None:

@@ -75,14 +75,10 @@ class DigestComposer:
             "site_name": self.settings.site_name,
             "email": subscriber.email,
             "interests": subscriber.interests,
-            "frequency_label": (
-                "weekly" if subscriber.frequency == Frequency.WEEKLY else "daily"
-            ),
+            "frequency_label": ("weekly" if subscriber.frequency == Frequency.WEEKLY else "daily"),
             "edition_label": edition_label(edition),
             "unsubscribe_url": unsubscribe.https_url,
-            "picks": [
-                {**self._paper_context(pick.paper), "reason": pick.reason} for pick in picks
-            ],
+            "picks": [{**self._paper_context(pick.paper), "reason": pick.reason} for pick in picks],
         }
         rendered = render_email(self.environment, "digest", context)
         message = build_message(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -154,10 +154,8 @@ class SmtpConnection:
 
     def close(self) -> None:
         if self._client is not None and self._client.is_connected:
-            try:
+            with suppress(aiosmtplib.SMTPException, OSError):
                 self._loop.run_until_complete(self._client.quit())
-            except (aiosmtplib.SMTPException, OSError):
-                pass
         self._drop()
 
 

@@ -177,4 +177,3 @@ class DeliveryPaper(Base):
 
     delivery: Mapped[Delivery] = relationship(back_populates="papers")
     paper: Mapped[Paper] = relationship()
-

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session
 
 from digest.dialects import insert_ignoring_conflicts
@@ -81,9 +81,7 @@ def _store_chunk(
     existing: dict[str, Row[Any]] = {
         row.canonical_id: row
         for row in session.execute(
-            select(Paper.id, Paper.canonical_id, *columns).where(
-                Paper.canonical_id.in_(batch)
-            )
+            select(Paper.id, Paper.canonical_id, *columns).where(Paper.canonical_id.in_(batch))
         )
     }
     new_rows = []
@@ -102,9 +100,7 @@ def _store_chunk(
             )
         elif any(getattr(row, name) != value for name, value in values.items()):
             session.execute(
-                Paper.__table__.update()
-                .where(Paper.id == row.id)
-                .values(**values, updated_at=now)
+                update(Paper).where(Paper.id == row.id).values(**values, updated_at=now)
             )
             counts.updated += 1
         else:
@@ -112,7 +108,7 @@ def _store_chunk(
     if new_rows:
         # A concurrent ingest may insert the same work first; its row stands.
         session.execute(
-            insert_ignoring_conflicts(session, Paper.__table__, ["canonical_id"]), new_rows
+            insert_ignoring_conflicts(session, Paper, ["canonical_id"]), new_rows
         )
         counts.new += len(new_rows)
     _record_signals(session, batch, source=source, now=now, counts=counts)
@@ -167,5 +163,5 @@ def _record_signals(
                 }
             )
     if rows:
-        session.execute(PopularitySignal.__table__.insert(), rows)
+        session.execute(insert(PopularitySignal), rows)
         counts.signals += len(rows)

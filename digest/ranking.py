@@ -19,7 +19,14 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Delivery, DeliveryPaper, DeliveryStatus, Paper, PopularitySignal, Subscriber
+from digest.models import (
+    Delivery,
+    DeliveryPaper,
+    DeliveryStatus,
+    Paper,
+    PopularitySignal,
+    Subscriber,
+)
 
 
 @dataclass(frozen=True)

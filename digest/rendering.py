@@ -53,7 +53,9 @@ def inline_css(template_source: str, css: str) -> str:
         match = _DOCUMENT_WRAPPER.match(inlined)
         if match:
             inlined = match.group(1)
-    if template_source.lstrip().lower().startswith("<!doctype") and not inlined.lstrip().lower().startswith("<!doctype"):
+    if template_source.lstrip().lower().startswith(
+        "<!doctype"
+    ) and not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!DOCTYPE html>\n" + inlined
     return _PLACEHOLDER_RE.sub(lambda m: saved[int(m.group(1))], inlined)
 

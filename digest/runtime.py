@@ -64,7 +64,9 @@ class Runtime:
             SmtpConfig.from_url(self.settings.smtp_url, timeout=self.settings.smtp_timeout_seconds)
         )
 
-    def run_ingest(self, source: str | None = None, *, now: datetime | None = None) -> list[SourceSummary]:
+    def run_ingest(
+        self, source: str | None = None, *, now: datetime | None = None
+    ) -> list[SourceSummary]:
         sources = (
             [source_named(self.settings, source)] if source else configured_sources(self.settings)
         )

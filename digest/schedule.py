@@ -31,9 +31,7 @@ def due_subscribers(session: Session, *, now: datetime) -> list[tuple[int, str]]
     """``(subscriber_id, edition)`` for every active reader whose digest is due."""
     due: list[tuple[int, str]] = []
     zones = session.scalars(
-        select(Subscriber.timezone)
-        .where(Subscriber.status == SubscriberStatus.ACTIVE)
-        .distinct()
+        select(Subscriber.timezone).where(Subscriber.status == SubscriberStatus.ACTIVE).distinct()
     ).all()
     # One query per time zone in use (hundreds at most), never one per reader.
     for zone in zones:

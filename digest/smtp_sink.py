@@ -41,7 +41,9 @@ class SmtpSink:
         self.directory = directory
         self.handler = MaildirHandler(directory)
         # aiosmtpd checks readiness by connecting to its port, so it needs a real one.
-        self.controller = Controller(self.handler, hostname=hostname, port=port or free_port(hostname))
+        self.controller = Controller(
+            self.handler, hostname=hostname, port=port or free_port(hostname)
+        )
 
     def __enter__(self) -> SmtpSink:
         self.controller.start()
@@ -78,5 +80,5 @@ def html_part(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     if part is None:
         raise ValueError("message has no HTML part")
-    content: str = part.get_content()  # type: ignore[attr-defined]
+    content: str = part.get_content()
     return content

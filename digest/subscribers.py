@@ -23,14 +23,18 @@ def normalise_email(address: str) -> str:
         result = validate_email(address.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise SubscriberError(f"invalid email address {address!r}: {exc}") from exc
-    return result.normalized
+    # RFC 5321 lets a server treat local parts case-sensitively, but no real
+    # mailbox provider does; one person must not become two subscribers.
+    return result.normalized.lower()
 
 
 def validate_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise SubscriberError(f"unknown time zone {name!r} (use an IANA name like Europe/Paris)") from exc
+        raise SubscriberError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Paris)"
+        ) from exc
     return name
 
 

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
 from digest.db import Base
 from digest.migrate import alembic_config
-from alembic import command
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:

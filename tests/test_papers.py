@@ -24,7 +24,9 @@ def record(n: int, **fields: object) -> PaperRecord:
 
 def test_new_papers_are_stored_once_and_unchanged_ones_are_not_rewritten(session: Session) -> None:
     first = store_papers(session, [record(1), record(2)], source="test", now=NOW)
-    again = store_papers(session, [record(1), record(2)], source="test", now=NOW + timedelta(hours=1))
+    again = store_papers(
+        session, [record(1), record(2)], source="test", now=NOW + timedelta(hours=1)
+    )
 
     assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
     assert (again.new, again.updated, again.unchanged) == (0, 0, 2)

@@ -81,7 +81,10 @@ def test_a_missing_variable_is_an_error_not_an_empty_string() -> None:
 
 
 def test_inlining_keeps_jinja_syntax_and_fragments_intact() -> None:
-    source = '<p class="x">{{ name }}</p>{% for i in items %}<a href="{{ i.url }}">{{ i }}</a>{% endfor %}'
+    source = (
+        '<p class="x">{{ name }}</p>'
+        '{% for i in items %}<a href="{{ i.url }}">{{ i }}</a>{% endfor %}'
+    )
     assert inline_css(source, ".x { color: red; }") == (
         '<p class="x" style="color:red">{{ name }}</p>'
         '{% for i in items %}<a href="{{ i.url }}">{{ i }}</a>{% endfor %}'

@@ -7,6 +7,7 @@ after the transaction that created their rows has committed.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, cast
 
 from celery import Task, shared_task
@@ -43,7 +44,7 @@ def dispatch_due_task(self: Task) -> int:
         claimed = claim_due_deliveries(session, now=utcnow())
         send_batch = self.app.tasks["digest.send_batch"]
         for batch in chunks(claimed, runtime.settings.send_batch_size):
-            after_commit(session, lambda batch=batch: send_batch.delay(batch))
+            after_commit(session, partial(send_batch.delay, batch))
     log.info("dispatch: %d digests due", len(claimed))
     return len(claimed)
 

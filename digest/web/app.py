@@ -9,10 +9,7 @@ clients send without cookies; it gets a plain 200.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import text
@@ -46,14 +43,10 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title=settings.site_name, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
 
-    def get_session() -> Iterator[Session]:
-        with unit_of_work(runtime.session_factory) as session:
-            yield session
-
-    SessionDep = Annotated[Session, Depends(get_session)]
-
     def page(name: str, status_code: int = 200, **context: object) -> HTMLResponse:
-        html = pages.get_template(f"web/{name}.html").render(site_name=settings.site_name, **context)
+        html = pages.get_template(f"web/{name}.html").render(
+            site_name=settings.site_name, **context
+        )
         return HTMLResponse(html, status_code=status_code)
 
     def subscriber_for(session: Session, token: str) -> Subscriber:
@@ -83,9 +76,10 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok"})
 
     @app.get("/unsubscribe/{token}")
-    def unsubscribe_page(token: str, session: SessionDep) -> HTMLResponse:
-        subscriber = subscriber_for(session, token)
-        return page("unsubscribe", email=subscriber.email, token=token, done=False)
+    def unsubscribe_page(token: str) -> HTMLResponse:
+        with unit_of_work(runtime.session_factory) as session:
+            email = subscriber_for(session, token).email
+        return page("unsubscribe", email=email, token=token, done=False)
 
     @app.post("/unsubscribe/{token}", response_model=None)
     async def unsubscribe_post(token: str, request: Request) -> Response:

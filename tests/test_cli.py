@@ -1,0 +1,134 @@
+"""The installed ``digest`` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digest.smtp_sink import free_port
+
+DIGEST = str(Path(sys.executable).with_name("digest"))
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DIGEST, *args],
+        env={**os.environ, "DIGEST_ENVIRONMENT": "development", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    values = {"DIGEST_DATA_DIR": str(tmp_path / "data")}
+    assert run("db", "upgrade", env=values, cwd=tmp_path).returncode == 0
+    return values
+
+
+def test_add_and_list_subscribers(env: dict[str, str], tmp_path: Path) -> None:
+    added = run(
+        "subscribers",
+        "add",
+        " Ada@Example.ORG ",
+        "--interests",
+        "diffusion",
+        "--confirmed",
+        env=env,
+        cwd=tmp_path,
+    )
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "added ada@example.org (active)"
+    run("subscribers", "add", "bob@example.org", env=env, cwd=tmp_path)
+
+    listed = run("subscribers", "list", env=env, cwd=tmp_path)
+    assert listed.stdout.splitlines() == [
+        "ada@example.org\tactive\tdaily\t07:00 UTC\tdiffusion",
+        "bob@example.org\tpending\tdaily\t07:00 UTC\t",
+    ]
+    pending = run("subscribers", "list", "--status", "pending", env=env, cwd=tmp_path)
+    assert pending.stdout.splitlines() == ["bob@example.org\tpending\tdaily\t07:00 UTC\t"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["subscribers", "add", "not-an-address"], "error: invalid email address 'not-an-address'"),
+        (
+            ["subscribers", "add", "a@example.org", "--timezone", "Mars/Olympus"],
+            "unknown time zone",
+        ),
+        (["ingest", "--source", "nowhere"], "error: unknown source 'nowhere'"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_failing_exit_code(
+    env: dict[str, str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run(*args, env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_adding_the_same_address_twice_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    run("subscribers", "add", "ada@example.org", env=env, cwd=tmp_path)
+    again = run("subscribers", "add", "ADA@example.org", env=env, cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.strip() == "error: ada@example.org is already subscribed"
+
+
+def test_an_unreachable_database_is_reported_plainly(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/nothing"
+    result = run("subscribers", "list", env={"DIGEST_DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the database:")
+    assert "Traceback" not in result.stderr
+
+
+def test_production_refuses_the_default_secret(tmp_path: Path) -> None:
+    result = run("subscribers", "list", env={"DIGEST_ENVIRONMENT": "production"}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "DIGEST_SECRET_KEY must be set" in result.stderr
+
+
+def test_ingest_prints_a_summary_per_source(env: dict[str, str], tmp_path: Path) -> None:
+    first = run("ingest", env=env, cwd=tmp_path)
+    second = run("ingest", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("sample: 188 new, 0 updated, 0 unchanged")
+    assert second.stdout.startswith("sample: 0 new, 0 updated, 188 unchanged")
+
+
+def test_send_due_sends_in_process_without_a_broker(env: dict[str, str], tmp_path: Path) -> None:
+    from digest.smtp_sink import SmtpSink
+
+    run("ingest", env=env, cwd=tmp_path)
+    run(
+        "subscribers",
+        "add",
+        "ada@example.org",
+        "--confirmed",
+        "--send-hour",
+        "0",
+        env=env,
+        cwd=tmp_path,
+    )
+    with SmtpSink(tmp_path / "mail") as sink:
+        sent = run("send-due", env={**env, "DIGEST_SMTP_URL": sink.url}, cwd=tmp_path)
+        again = run("send-due", env={**env, "DIGEST_SMTP_URL": sink.url}, cwd=tmp_path)
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.strip() == "1 digest(s) were due and have been processed"
+        assert again.stdout.strip() == "0 digest(s) were due and have been processed"
+        assert [m["To"] for m in sink.messages()] == ["ada@example.org"]
+
+
+def test_worker_without_a_broker_says_what_is_missing(tmp_path: Path) -> None:
+    result = run("worker", env={"DIGEST_BROKER_URL": ""}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "DIGEST_BROKER_URL is not set" in result.stderr

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from config.settings import DEFAULT_SECRET_KEY, Settings
+
+
+def test_defaults_are_the_embedded_development_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "DIGEST_DATABASE_URL",
+        "DIGEST_BROKER_URL",
+        "DIGEST_ENVIRONMENT",
+        "DIGEST_DATA_DIR",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)
+    assert settings.environment == "development"
+    assert settings.resolved_database_url == f"sqlite:///{Path('data/digest.db').resolve()}"
+    assert settings.broker_url == ""
+
+
+def test_values_come_from_digest_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_DATABASE_URL", "postgresql+psycopg://u@db/digest")
+    monkeypatch.setenv("DIGEST_BROKER_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("DIGEST_FROM_ADDRESS", "Papers <papers@lab.example>")
+    settings = Settings(_env_file=None)
+    assert settings.resolved_database_url == "postgresql+psycopg://u@db/digest"
+    assert settings.broker_url == "redis://redis:6379/0"
+    assert settings.from_domain == "lab.example"
+    assert settings.unsubscribe_mailto == "unsubscribe@lab.example"
+
+
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_the_default_secret_is_refused_outside_development(environment: str) -> None:
+    with pytest.raises(ValidationError, match="DIGEST_SECRET_KEY must be set"):
+        Settings(_env_file=None, environment=environment, secret_key=DEFAULT_SECRET_KEY)
+    Settings(_env_file=None, environment=environment, secret_key="a-real-secret")
