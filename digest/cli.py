@@ -147,13 +147,16 @@ def send_due() -> None:
 @cli.command()
 def demo(
     data_dir: Annotated[
-        Path, typer.Option(help="Where the demo keeps its database and mail.")
-    ] = Path("data/demo"),
+        Path | None,
+        typer.Option(help="Database and mail folder [default: DIGEST_DATA_DIR, i.e. data/]."),
+    ] = None,
 ) -> None:
     """Run the whole pipeline offline: sample papers, SQLite, local SMTP sink."""
     from digest.demo import demo_settings, run_demo
 
-    result = run_demo(demo_settings(load_settings(), data_dir))
+    settings = load_settings()
+    # The same folder as `digest web` by default, so the preview's links work there.
+    result = run_demo(demo_settings(settings, data_dir or settings.data_dir))
     for summary in result.ingest:
         typer.echo(f"ingest  {summary.line()}")
     for note in result.notes:

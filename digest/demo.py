@@ -1,6 +1,6 @@
 """The offline demo: the real pipeline on the embedded default.
 
-SQLite under ``data/demo``, the sample papers shipped in the package, a demo
+SQLite under the data folder, the sample papers shipped in the package, a demo
 reader, and a local SMTP sink that stores what it receives. Mail goes through a
 real SMTP exchange (aiosmtplib → aiosmtpd); Celery tasks run in-process.
 """
@@ -91,10 +91,7 @@ def run_demo(settings: Settings, *, now: datetime | None = None) -> DemoResult:
             result = DemoResult(ingest=summaries, delivery=delivery, notes=notes)
             new_files = sorted(set(sink.files()) - before)
             if claimed == 0:
-                result.notes.append(
-                    f"nothing new to send: {DEMO_EMAIL} already has today's digest "
-                    f"(edition {daily_edition(now.date())})"
-                )
+                result.notes.append(_why_nothing_was_sent(delivery, now))
             if new_files:
                 result.eml_path = new_files[-1]
                 result.html_path = result.eml_path.with_suffix(".html")
@@ -104,6 +101,18 @@ def run_demo(settings: Settings, *, now: datetime | None = None) -> DemoResult:
             return result
         finally:
             runtime.dispose()
+
+
+def _why_nothing_was_sent(delivery: DeliverySummary | None, now: datetime) -> str:
+    if delivery is not None:
+        return (
+            f"nothing new to send: {DEMO_EMAIL} already has today's digest "
+            f"(edition {delivery.edition}, {delivery.status})"
+        )
+    return (
+        f"nothing sent: {DEMO_EMAIL} is not an active subscriber any more "
+        f"(unsubscribed through its link?); edition {daily_edition(now.date())}"
+    )
 
 
 def _summary(delivery: Delivery | None) -> DeliverySummary | None:

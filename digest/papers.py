@@ -107,9 +107,7 @@ def _store_chunk(
             counts.unchanged += 1
     if new_rows:
         # A concurrent ingest may insert the same work first; its row stands.
-        session.execute(
-            insert_ignoring_conflicts(session, Paper, ["canonical_id"]), new_rows
-        )
+        session.execute(insert_ignoring_conflicts(session, Paper, ["canonical_id"]), new_rows)
         counts.new += len(new_rows)
     _record_signals(session, batch, source=source, now=now, counts=counts)
 

@@ -48,3 +48,32 @@ def test_demo_sends_a_real_digest_once_and_says_so_the_second_time(tmp_path: Pat
     assert "ingest  sample: 0 new, 0 updated, 188 unchanged" in second.stdout
     assert "nothing new to send: reader@example.com already has today's digest" in second.stdout
     assert sorted((data_dir / "mail").glob("*.eml")) == [eml]
+
+
+def test_demo_respects_an_unsubscribe_made_through_its_link(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from config.settings import Settings
+    from digest.db import unit_of_work
+    from digest.demo import DEMO_EMAIL, demo_settings, run_demo
+    from digest.runtime import Runtime
+    from digest.subscribers import find_subscriber, unsubscribe
+
+    settings = demo_settings(Settings(_env_file=None), tmp_path / "data")
+    today = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    assert run_demo(settings, now=today).eml_path is not None
+    runtime = Runtime(settings)
+    with unit_of_work(runtime.session_factory) as session:
+        reader = find_subscriber(session, DEMO_EMAIL)
+        assert reader is not None
+        unsubscribe(session, reader, now=today)
+    runtime.dispose()
+
+    tomorrow = run_demo(settings, now=today + timedelta(days=1))
+
+    assert tomorrow.eml_path is None
+    assert tomorrow.notes == [
+        "nothing sent: reader@example.com is not an active subscriber any more "
+        "(unsubscribed through its link?); edition 2026-11-22"
+    ]
+    assert len(list((tmp_path / "data" / "mail").glob("*.eml"))) == 1
