@@ -91,6 +91,12 @@ def make_environment(templates_dir: Path) -> Environment:
     )
 
 
+def premailer_runs(environment: Environment) -> int:
+    """How often CSS was inlined so far: once per HTML email template loaded."""
+    loader = environment.loader
+    return loader.inline_count if isinstance(loader, CssInliningLoader) else 0
+
+
 @dataclass(frozen=True)
 class RenderedEmail:
     subject: str
