@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,6 +33,15 @@ class Outcome(enum.StrEnum):
     ALREADY_DONE = "already-done"
 
 
+# A queued delivery this long past its planned attempt has lost its task.
+STALE_AFTER = timedelta(minutes=15)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off after the ``attempts``-th failed attempt: 1, 2, 4 ... minutes, at most 1 h."""
+    return timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 3600))
+
+
 def claim_due_deliveries(session: Session, *, now: datetime) -> list[int]:
     """Create a queued delivery for every due reader; return only the ids created here."""
     due = due_subscribers(session, now=now)
@@ -45,6 +54,7 @@ def claim_due_deliveries(session: Session, *, now: datetime) -> list[int]:
             "status": DeliveryStatus.QUEUED.value,
             "attempts": 0,
             "created_at": now,
+            "next_attempt_at": now,
         }
         for sid, edition in due
     ]
@@ -52,6 +62,20 @@ def claim_due_deliveries(session: Session, *, now: datetime) -> list[int]:
         session, Delivery, ["subscriber_id", "edition"]
     ).returning(Delivery.id)
     return sorted(session.scalars(statement, rows).all())
+
+
+def stale_deliveries(session: Session, *, now: datetime) -> list[int]:
+    """Queued deliveries whose task was lost; sending them again is safe (idempotent)."""
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(
+                Delivery.status == DeliveryStatus.QUEUED,
+                Delivery.next_attempt_at < now - STALE_AFTER,
+            )
+            .order_by(Delivery.id)
+        )
+    )
 
 
 def send_delivery(
@@ -91,6 +115,7 @@ def send_delivery(
             delivery.status = DeliveryStatus.FAILED
             log.warning("delivery %s failed for good: %s", delivery.id, exc)
             return Outcome.FAILED
+        delivery.next_attempt_at = now + retry_delay(delivery.attempts)
         log.info("delivery %s will be retried: %s", delivery.id, exc)
         return Outcome.RETRY
     delivery.status = DeliveryStatus.SENT

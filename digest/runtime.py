@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from digest.db import make_engine, make_session_factory, unit_of_work, utcnow
-from digest.delivery import Outcome, claim_due_deliveries, send_delivery
+from digest.delivery import Outcome, send_delivery
 from digest.digests import DigestComposer
 from digest.ingest import SourceSummary, configured_sources, ingest, source_named
 from digest.mailer import SmtpConfig, SmtpSender
@@ -98,6 +98,3 @@ class Runtime:
 
 def chunks(ids: list[int], size: int) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
-__all__ = ["BatchResult", "Runtime", "chunks", "claim_due_deliveries"]

@@ -9,13 +9,16 @@ dispatch still sends that day's digest; it never sends two.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from digest.models import Delivery, Frequency, Subscriber, SubscriberStatus
+
+log = logging.getLogger(__name__)
 
 
 def daily_edition(local_day: date) -> str:
@@ -35,7 +38,12 @@ def due_subscribers(session: Session, *, now: datetime) -> list[tuple[int, str]]
     ).all()
     # One query per time zone in use (hundreds at most), never one per reader.
     for zone in zones:
-        local = now.astimezone(ZoneInfo(zone))
+        try:
+            local = now.astimezone(ZoneInfo(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            # One bad row (an import that skipped validation) must not stop everyone.
+            log.error("subscribers with unknown time zone %r are skipped", zone)
+            continue
         daily, weekly = daily_edition(local.date()), weekly_edition(local.date())
         in_zone_and_hour = and_(
             Subscriber.status == SubscriberStatus.ACTIVE,

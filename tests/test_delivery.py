@@ -8,7 +8,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from digest.delivery import Outcome, claim_due_deliveries, send_delivery
+from digest.delivery import (
+    Outcome,
+    claim_due_deliveries,
+    retry_delay,
+    send_delivery,
+    stale_deliveries,
+)
 from digest.digests import DigestComposer
 from digest.mailer import SmtpConfig, SmtpConnection, SmtpSender
 from digest.models import Delivery, DeliveryStatus, SubscriberStatus
@@ -159,10 +165,33 @@ def test_transient_failures_are_retried_then_given_up_and_recorded(
 
     assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.FAILED]
     delivery = session.get_one(Delivery, delivery_id)
+    # Backed off 1 then 2 minutes before giving up.
+    assert delivery.next_attempt_at == NOW + timedelta(minutes=2)
     assert delivery.status == DeliveryStatus.FAILED
     assert delivery.attempts == 3
     assert delivery.last_error is not None and "SMTP unavailable" in delivery.last_error
     assert delivery.paper_ids == []
+
+
+def test_queued_deliveries_that_lost_their_task_are_found_again(session: Session) -> None:
+    reader = make_subscriber(session, send_hour=0)
+    [lost] = claim_due_deliveries(session, now=NOW - timedelta(hours=1))
+    [fresh] = claim_due_deliveries(session, now=NOW + timedelta(days=1))
+    sent = Delivery(
+        subscriber_id=reader.id,
+        edition="2026-11-19",
+        status=DeliveryStatus.SENT,
+        next_attempt_at=NOW - timedelta(days=2),
+    )
+    session.add(sent)
+    session.flush()
+
+    assert stale_deliveries(session, now=NOW) == [lost]
+    assert fresh not in stale_deliveries(session, now=NOW + timedelta(days=1, minutes=5))
+
+
+def test_retry_delays_grow_and_are_capped() -> None:
+    assert [retry_delay(n).total_seconds() for n in (1, 2, 3, 10)] == [60, 120, 240, 3600]
 
 
 def test_a_failed_send_does_not_count_its_papers_as_sent(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy.orm import Session
 
 from digest.models import Delivery, Frequency, SubscriberStatus
@@ -47,6 +48,15 @@ def test_weekly_readers_are_due_on_their_weekday_once_per_iso_week(session: Sess
 
     assert due_subscribers(session, now=NOW) == [(saturday.id, "2026-W47")]
     assert monday.id not in dict(due_subscribers(session, now=NOW))
+
+
+def test_a_reader_with_an_unknown_time_zone_does_not_stop_the_others(
+    session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_subscriber(session, timezone="Mars/Olympus_Mons", send_hour=0)
+    fine = make_subscriber(session, send_hour=0)
+    assert due_subscribers(session, now=NOW) == [(fine.id, "2026-11-21")]
+    assert "unknown time zone 'Mars/Olympus_Mons'" in caplog.text
 
 
 def test_only_active_readers_are_due(session: Session) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
-from digest.db import unit_of_work
+from digest.db import unit_of_work, utcnow
+from digest.delivery import claim_due_deliveries
 from digest.migrate import upgrade
 from digest.models import Delivery, DeliveryStatus
 from digest.smtp_sink import SmtpSink, free_port
@@ -58,6 +60,23 @@ def test_ingest_then_dispatch_sends_each_due_digest_once(
     with unit_of_work(app.runtime.session_factory) as session:
         statuses = session.scalars(select(Delivery.status)).all()
     assert statuses == [DeliveryStatus.SENT] * 5
+
+
+def test_dispatch_sends_again_a_queued_digest_whose_task_was_lost(
+    make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
+) -> None:
+    app = make_app(smtp_url=smtp_sink.url)
+    app.tasks["digest.ingest"].delay()
+    with unit_of_work(app.runtime.session_factory) as session:
+        reader = make_subscriber(session, send_hour=0)
+        # Claimed an hour ago, but the broker was down when its task was published.
+        [lost] = claim_due_deliveries(session, now=utcnow() - timedelta(hours=1))
+
+    app.tasks["digest.dispatch_due"].delay()
+
+    assert [m["To"] for m in smtp_sink.messages()] == [reader.email]
+    with unit_of_work(app.runtime.session_factory) as session:
+        assert session.get_one(Delivery, lost).status == DeliveryStatus.SENT
 
 
 def test_transient_send_failures_are_retried_until_the_attempt_limit(

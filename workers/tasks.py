@@ -14,7 +14,8 @@ from celery import Task, shared_task
 from sqlalchemy.exc import OperationalError
 
 from digest.db import after_commit, unit_of_work, utcnow
-from digest.runtime import Runtime, chunks, claim_due_deliveries
+from digest.delivery import claim_due_deliveries, retry_delay, stale_deliveries
+from digest.runtime import Runtime, chunks
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,15 @@ def ingest_task(self: Task, source: str | None = None) -> list[dict[str, Any]]:
 @shared_task(bind=True, name="digest.dispatch_due", acks_late=True, **_TRANSIENT)
 def dispatch_due_task(self: Task) -> int:
     runtime = _runtime(self)
+    now = utcnow()
     with unit_of_work(runtime.session_factory) as session:
-        claimed = claim_due_deliveries(session, now=utcnow())
+        claimed = claim_due_deliveries(session, now=now)
+        stale = stale_deliveries(session, now=now)
         send_batch = self.app.tasks["digest.send_batch"]
-        for batch in chunks(claimed, runtime.settings.send_batch_size):
+        for batch in chunks(claimed + stale, runtime.settings.send_batch_size):
             after_commit(session, partial(send_batch.delay, batch))
+    if stale:
+        log.warning("dispatch: %d queued digests had lost their task; sent again", len(stale))
     log.info("dispatch: %d digests due", len(claimed))
     return len(claimed)
 
@@ -55,8 +60,10 @@ def send_batch_task(self: Task, delivery_ids: list[int]) -> dict[str, int]:
     if result.to_retry:
         # Only the deliveries that hit a transient error go round again; the
         # attempt count on each row bounds how often.
-        attempt = self.request.retries or 0
+        attempt = (self.request.retries or 0) + 1
         self.app.tasks["digest.send_batch"].apply_async(
-            (result.to_retry,), countdown=min(60 * 2**attempt, 3600), retries=attempt + 1
+            (result.to_retry,),
+            countdown=retry_delay(attempt).total_seconds(),
+            retries=attempt,
         )
     return result.counts()
