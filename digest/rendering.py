@@ -24,8 +24,8 @@ from jinja2 import BaseLoader, Environment, FileSystemLoader, StrictUndefined, s
 from premailer import Premailer
 
 _JINJA_SYNTAX = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-_PLACEHOLDER = "JINJAPLACEHOLDER{}X"
-_PLACEHOLDER_RE = re.compile(r"JINJAPLACEHOLDER(\d+)X")
+_MARKER = "JINJAMARKER{}X"
+_MARKER_RE = re.compile(r"JINJAMARKER(\d+)X")
 _DOCUMENT_WRAPPER = re.compile(r"^\s*<html><head>.*?</head><body>(.*)</body></html>\s*$", re.DOTALL)
 
 
@@ -35,7 +35,7 @@ def inline_css(template_source: str, css: str) -> str:
 
     def hide(match: re.Match[str]) -> str:
         saved.append(match.group(0))
-        return _PLACEHOLDER.format(len(saved) - 1)
+        return _MARKER.format(len(saved) - 1)
 
     hidden = _JINJA_SYNTAX.sub(hide, template_source)
     is_document = "<html" in hidden.lower()
@@ -57,7 +57,7 @@ def inline_css(template_source: str, css: str) -> str:
         "<!doctype"
     ) and not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!DOCTYPE html>\n" + inlined
-    return _PLACEHOLDER_RE.sub(lambda m: saved[int(m.group(1))], inlined)
+    return _MARKER_RE.sub(lambda m: saved[int(m.group(1))], inlined)
 
 
 class CssInliningLoader(BaseLoader):
