@@ -3,6 +3,9 @@
 Every test that takes ``session`` runs twice, once per backend, inside an outer
 transaction that is rolled back afterwards; code under test may commit (it
 releases a savepoint) without leaking into the next test.
+
+The service tests take a fresh PostgreSQL database and an emptied Redis database
+from the context managers here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -44,6 +48,19 @@ def fresh_postgres_database(prefix: str = "digest_test") -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def empty_redis_database(db: int) -> Iterator[str]:
+    """The URL of Redis database ``db``, flushed before and after use."""
+    url = f"{REDIS_URL}/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,11 @@ The healthchecks of our services are run natively too.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,17 +22,15 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import yaml
 from sqlalchemy import create_engine, inspect
 
 from digest.smtp_sink import SmtpSink, free_port
-from tests.conftest import PROJECT_ROOT, REDIS_URL, fresh_postgres_database
+from tests.conftest import PROJECT_ROOT, empty_redis_database, fresh_postgres_database
+from tests.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
-# The virtual environment running the tests holds the `digest` and `celery` scripts.
-VENV_BIN = Path(sys.executable).parent
 # Not 0 (a developer's stack) and not the worker test's database.
 BROKER_DB = 11
 TEST_SECRET = "compose-test-secret-key"
@@ -206,20 +201,6 @@ def test_dockerfile_runs_the_web_command_as_a_non_root_user() -> None:
 
 
 @dataclass
-class Service:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    env: dict[str, str]
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-
-@dataclass
 class Stack:
     """This machine standing in for the compose network."""
 
@@ -227,7 +208,7 @@ class Stack:
     broker_url: str
     smtp_url: str
     workdir: Path
-    started: list[Service] = field(default_factory=list)
+    started: list[Process] = field(default_factory=list)
 
     def env(self, name: str) -> dict[str, str]:
         env = environment_of(SERVICES[name], COMPOSE_VARIABLES)
@@ -243,20 +224,8 @@ class Stack:
         # Docker sets HOSTNAME in every container; the worker healthcheck uses it.
         return {**base, "HOSTNAME": socket.gethostname(), **env}
 
-    def start(self, name: str, argv: list[str]) -> Service:
-        log = self.workdir / f"{name}.log"
-        env = self.env(name)
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                native(argv),
-                cwd=self.workdir,  # no developer .env is read
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, killed whole
-            )
-        service = Service(name, process, log, env)
+    def start(self, name: str, argv: list[str]) -> Process:
+        service = start_process(name, native(argv), workdir=self.workdir, env=self.env(name))
         self.started.append(service)
         return service
 
@@ -268,36 +237,7 @@ class Stack:
         )
 
     def stop_all(self) -> None:
-        for service in reversed(self.started):
-            stop(service.process)
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
-
-
-def wait_for(check: Callable[[], bool], *, timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return check()
-
-
-def report(service: Service) -> str:
-    return f"--- {service.name} (exit {service.process.poll()}) output ---\n{service.output()}"
+        stop_all(self.started)
 
 
 @pytest.fixture(scope="module")
@@ -308,12 +248,8 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
-    url = f"{REDIS_URL}/{BROKER_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with empty_redis_database(BROKER_DB) as url:
+        yield url
 
 
 @pytest.fixture
@@ -360,7 +296,7 @@ def check_web(stack: Stack) -> None:
     answer: dict[str, Any] = {}
 
     def healthy() -> bool:
-        assert web.alive(), report(web)
+        assert web.alive(), web.report()
         try:
             response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
         except httpx.TransportError:
@@ -368,12 +304,12 @@ def check_web(stack: Stack) -> None:
         answer.update(status=response.status_code, body=response.json())
         return response.status_code == 200
 
-    assert wait_for(healthy, timeout=30), f"no healthy answer: {answer}\n{report(web)}"
+    assert wait_for(healthy, timeout=30), f"no healthy answer: {answer}\n{web.report()}"
     assert answer["body"] == {"status": "ok", "database": "ok"}
 
     check = [arg.replace(":8000/", f":{port}/") for arg in native_healthcheck(SERVICES["web"])]
     result = stack.run(check, env=web.env, timeout=30)
-    assert result.returncode == 0, f"web healthcheck failed: {result.stderr}\n{report(web)}"
+    assert result.returncode == 0, f"web healthcheck failed: {result.stderr}\n{web.report()}"
 
 
 def check_worker(stack: Stack) -> None:
@@ -382,30 +318,30 @@ def check_worker(stack: Stack) -> None:
     results: list[subprocess.CompletedProcess[str]] = []
 
     def pongs() -> bool:
-        assert worker.alive(), report(worker)
+        assert worker.alive(), worker.report()
         results.append(stack.run(check, env=worker.env, timeout=60))
         return results[-1].returncode == 0
 
     ok = wait_for(pongs, timeout=60, interval=1)
     last = results[-1] if results else None
-    assert ok, f"worker healthcheck never passed: {last}\n{report(worker)}"
+    assert ok, f"worker healthcheck never passed: {last}\n{worker.report()}"
     assert "pong" in results[-1].stdout
-    assert worker.alive(), report(worker)
+    assert worker.alive(), worker.report()
 
 
 def check_beat(stack: Stack) -> None:
     beat = stack.start("beat", list(SERVICES["beat"]["command"]))
 
     def started() -> bool:
-        assert beat.alive(), report(beat)
+        assert beat.alive(), beat.report()
         output = beat.output()
         return "beat: Starting" in output or "Scheduler:" in output
 
-    assert wait_for(started, timeout=30), report(beat)
+    assert wait_for(started, timeout=30), beat.report()
     time.sleep(2)
-    assert beat.alive(), report(beat)
+    assert beat.alive(), beat.report()
     # Beat keeps its schedule in the data directory (a volume in compose).
-    assert list((stack.workdir / "data").glob("celerybeat-schedule*")), report(beat)
+    assert list((stack.workdir / "data").glob("celerybeat-schedule*")), beat.report()
 
 
 @pytest.mark.services

@@ -9,50 +9,28 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import Engine, select
 
 from digest.db import make_engine
 from digest.migrate import upgrade
 from digest.models import Delivery, Subscriber
 from digest.smtp_sink import SmtpSink
-from tests.conftest import REDIS_URL, fresh_postgres_database
+from tests.conftest import empty_redis_database, fresh_postgres_database
+from tests.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 
-VENV_BIN = Path(sys.executable).parent
 # Not 0 (a developer's stack) and not test_compose's database.
 BROKER_DB = 12
 READER = "reader@example.org"
 INGEST_EVERY_MINUTES = 0.02  # 1.2 s
 DISPATCH_EVERY_MINUTES = 0.05  # 3 s: the first dispatch finds the papers already ingested
 DISPATCHED = re.compile(r"Task digest\.dispatch_due\[[^\]]+\] succeeded")
-
-
-@dataclass
-class Process:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def report(self) -> str:
-        return f"--- {self.name} (exit {self.process.poll()}) output ---\n{self.output()}"
 
 
 @pytest.fixture
@@ -70,33 +48,22 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def broker_url() -> Iterator[str]:
-    url = f"{REDIS_URL}/{BROKER_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
-def environment(
-    database_url: str, broker_url: str, smtp_sink: SmtpSink, tmp_path: Path
-) -> dict[str, str]:
+def environment(database_url: str, smtp_sink: SmtpSink, tmp_path: Path) -> Iterator[dict[str, str]]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    return {
-        **base,
-        "DIGEST_ENVIRONMENT": "test",
-        "DIGEST_SECRET_KEY": "worker-test-secret-key",
-        "DIGEST_DATABASE_URL": database_url,
-        "DIGEST_BROKER_URL": broker_url,
-        "DIGEST_SMTP_URL": smtp_sink.url,
-        "DIGEST_DATA_DIR": str(tmp_path / "data"),
-        "DIGEST_BASE_URL": "https://digest.example.org",
-        "DIGEST_FROM_ADDRESS": "Digest <digest@example.org>",
-        "DIGEST_INGEST_INTERVAL_MINUTES": str(INGEST_EVERY_MINUTES),
-        "DIGEST_DISPATCH_INTERVAL_MINUTES": str(DISPATCH_EVERY_MINUTES),
-    }
+    with empty_redis_database(BROKER_DB) as broker_url:
+        yield {
+            **base,
+            "DIGEST_ENVIRONMENT": "test",
+            "DIGEST_SECRET_KEY": "worker-test-secret-key",
+            "DIGEST_DATABASE_URL": database_url,
+            "DIGEST_BROKER_URL": broker_url,
+            "DIGEST_SMTP_URL": smtp_sink.url,
+            "DIGEST_DATA_DIR": str(tmp_path / "data"),
+            "DIGEST_BASE_URL": "https://digest.example.org",
+            "DIGEST_FROM_ADDRESS": "Digest <digest@example.org>",
+            "DIGEST_INGEST_INTERVAL_MINUTES": str(INGEST_EVERY_MINUTES),
+            "DIGEST_DISPATCH_INTERVAL_MINUTES": str(DISPATCH_EVERY_MINUTES),
+        }
 
 
 @pytest.fixture
@@ -104,45 +71,14 @@ def start(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[...,
     started: list[Process] = []
 
     def launch(name: str, *args: str) -> Process:
-        log = tmp_path / f"{name}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [str(VENV_BIN / "digest"), *args],
-                cwd=tmp_path,  # no developer .env is read
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, killed whole
-            )
-        started.append(Process(name, process, log))
-        return started[-1]
+        process = start_process(
+            name, [str(VENV_BIN / "digest"), *args], workdir=tmp_path, env=environment
+        )
+        started.append(process)
+        return process
 
     yield launch
-    for item in reversed(started):
-        stop(item.process)
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
-
-
-def wait_for(check: Callable[[], bool], *, timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(interval)
-    return check()
+    stop_all(started)
 
 
 def deliveries(engine: Engine) -> list[tuple[str, str, str | None, str | None]]:
