@@ -14,11 +14,19 @@ from config.settings import Settings
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    return {
-        "ingest-all-sources": {
+    # Imported here: config is imported by digest, not the other way round at load time.
+    from digest.sources.registry import enabled_source_configs
+
+    schedule: dict[str, dict[str, Any]] = {
+        f"ingest-{config.name}": {
             "task": "digest.ingest",
-            "schedule": timedelta(minutes=settings.ingest_interval_minutes),
-        },
+            "schedule": timedelta(minutes=config.every_minutes or settings.ingest_interval_minutes),
+            "args": (config.name,),
+        }
+        for config in enabled_source_configs(settings)
+    }
+    return {
+        **schedule,
         "dispatch-due-digests": {
             "task": "digest.dispatch_due",
             "schedule": timedelta(minutes=settings.dispatch_interval_minutes),

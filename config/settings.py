@@ -36,7 +36,14 @@ class Settings(BaseSettings):
     site_name: str = "digest"
     templates_dir: Path = PROJECT_ROOT / "templates"
 
-    # Ingestion and dispatch schedule (Celery beat).
+    # Sources: the file that lists them (None: the packaged config/sources.toml) and,
+    # when set, a comma-separated list of the names to run instead of the file's choice.
+    sources_file: Path | None = None
+    sources: str = ""
+    fetch_timeout_seconds: float = 30.0
+    fetch_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+    # Ingestion and dispatch schedule (Celery beat); a source's every_minutes wins.
     ingest_interval_minutes: float = 60.0
     dispatch_interval_minutes: float = 5.0
     # Papers first seen within this window are candidates for a digest.

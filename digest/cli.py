@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -17,6 +19,8 @@ from digest.models import Frequency, SubscriberStatus
 from digest.subscribers import SubscriberError, add_subscriber, list_subscribers
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from digest.runtime import Runtime
     from workers.app import DigestCelery
 
@@ -73,18 +77,46 @@ def db_upgrade(revision: str = "head") -> None:
 
 @cli.command()
 def ingest(
-    source: Annotated[str | None, typer.Option(help="Ingest only this source.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Ingest only this source: a configured name, a feed URL or a path."),
+    ] = None,
 ) -> None:
     """Fetch papers from the configured sources and store them."""
+    from digest.sources.registry import SourceConfigError
+
     runtime = _runtime()
     try:
-        summaries = runtime.run_ingest(source)
+        with _ingest_progress() as progress:
+            summaries = runtime.run_ingest(source, progress=progress)
     except LookupError as exc:
         fail(str(exc.args[0]), 2)
+    except SourceConfigError as exc:
+        fail(str(exc), 2)
     for summary in summaries:
         typer.echo(summary.line())
     if any(s.error for s in summaries):
         raise typer.Exit(1)
+
+
+@contextmanager
+def _ingest_progress() -> Iterator[Callable[[str, int], None] | None]:
+    """A progress line per source on a terminal; nothing when output is piped."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(source: str, read: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(source)
+            bar.update(tasks[source], description=f"{source}: {read:,} entries read")
+
+        yield update
 
 
 @subscribers_cli.command("add")

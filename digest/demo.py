@@ -60,7 +60,9 @@ def run_demo(settings: Settings, *, now: datetime | None = None) -> DemoResult:
         runtime = app.runtime
         try:
             upgrade(runtime.engine)
-            summaries = [SourceSummary(**s) for s in app.tasks["digest.ingest"].delay().get()]
+            summaries = [
+                SourceSummary(**s) for s in app.tasks["digest.ingest"].delay("sample").get()
+            ]
             notes = []
             with unit_of_work(runtime.session_factory) as session:
                 if find_subscriber(session, DEMO_EMAIL) is None:

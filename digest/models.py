@@ -61,14 +61,26 @@ class Paper(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # "arxiv:2401.01234", "doi:10.1000/x", "seed:<hash>" ...: one row per work.
     canonical_id: Mapped[str] = mapped_column(String(200), unique=True)
+    # As the source wrote them (plain text, LaTeX raw) ...
     title: Mapped[str] = mapped_column(Text)
     abstract: Mapped[str] = mapped_column(Text, default="")
+    # ... and converted once, at ingest, for reading (LaTeX to Unicode).
+    display_title: Mapped[str] = mapped_column(Text, default="", server_default="")
+    display_abstract: Mapped[str] = mapped_column(Text, default="", server_default="")
     authors: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Some listings give only a count of authors, not their names.
     author_count: Mapped[int | None] = mapped_column(Integer)
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
     links: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     published_on: Mapped[date | None]
+    # arXiv version; a record with a lower one never overwrites a higher one.
+    version: Mapped[int | None]
+    doi: Mapped[str | None] = mapped_column(String(255))
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ai_summary: Mapped[str | None] = mapped_column(Text)
+    # When Hugging Face featured it on Daily Papers.
+    featured_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The source that first stored it; ``paper_sources`` lists every source since.
     source: Mapped[str] = mapped_column(String(50))
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -79,10 +91,59 @@ class Paper(Base):
 
     @property
     def url(self) -> str:
-        for key in ("abs", "html", "arxiv_search"):
+        for key in ("abs", "hf", "link", "doi", "html", "arxiv_search"):
             if key in self.links:
                 return self.links[key]
         return next(iter(self.links.values()), "")
+
+
+class PaperSource(Base):
+    """A source that has reported a paper, and a fingerprint of what it said last.
+
+    Re-ingesting an entry whose fingerprint is unchanged costs one lookup and no
+    write, which is what makes a no-change re-ingest cheap.
+    """
+
+    __tablename__ = "paper_sources"
+
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(50), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IngestRun(Base):
+    """One run of one source: when, what it counted, and how it ended."""
+
+    __tablename__ = "ingest_runs"
+    __table_args__ = (Index("ix_ingest_runs_source_started", "source", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(50))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    new: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    signals: Mapped[int] = mapped_column(default=0)
+    # Skip reasons with their counts, and notes ("not modified", ids arXiv dropped).
+    details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class FeedState(Base):
+    """Conditional-GET validators of a fetched URL, kept for the next fetch."""
+
+    __tablename__ = "feed_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class PopularitySignal(Base):

@@ -1,22 +1,33 @@
-"""Storing papers: one row per work, updated in place, popularity appended over time."""
+"""Storing papers: one row per work, merged across sources, popularity appended over time.
+
+Records arrive in chunks. For each chunk one query finds which works exist and
+what this source said about them last time (a fingerprint of its record); an
+entry whose fingerprint is unchanged costs nothing more. New works are inserted
+in bulk (``INSERT … ON CONFLICT DO NOTHING``), changed ones merged and updated in
+bulk, and display text (LaTeX to Unicode) is computed only for rows written.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, and_, insert, select, update
 from sqlalchemy.orm import Session
 
-from digest.dialects import insert_ignoring_conflicts
-from digest.models import Paper, PopularitySignal
+from digest.dialects import insert_new_rows
+from digest.models import Paper, PaperSource, PopularitySignal
 from digest.sources import PaperRecord
+from digest.text import latex_to_unicode
 
-# Large enough to amortise round trips, small enough for SQLite's variable limit.
-_CHUNK = 500
-_PAPER_FIELDS = (
+# Large enough to amortise round trips (one lookup, one COPY per chunk), small enough
+# for SQLite's bound-variable limit (32,766 since 3.32).
+_CHUNK = 2000
+# What a record says about the work itself (popularity is stored apart, over time).
+_CONTENT_FIELDS = (
     "title",
     "abstract",
     "authors",
@@ -24,7 +35,17 @@ _PAPER_FIELDS = (
     "categories",
     "links",
     "published_on",
+    "version",
+    "doi",
+    "keywords",
+    "ai_summary",
+    "featured_at",
 )
+# Fields where a newer arXiv version wins and an older one must not overwrite.
+_VERSIONED_FIELDS = frozenset({"title", "abstract", "authors", "author_count", "categories"})
+
+
+Display = Callable[[str], str]
 
 
 @dataclass
@@ -35,26 +56,92 @@ class StoreCounts:
     signals: int = 0
 
 
-def _paper_values(record: PaperRecord) -> dict[str, Any]:
-    return {
-        "title": record.title,
-        "abstract": record.abstract,
-        "authors": list(record.authors),
-        "author_count": record.author_count,
-        "categories": list(record.categories),
-        "links": dict(record.links),
-        "published_on": record.published_on,
+def fingerprint(record: PaperRecord) -> str:
+    """A stable digest of what ``record`` says about the work (not its popularity)."""
+    parts = []
+    for name in _CONTENT_FIELDS:
+        value = getattr(record, name)
+        if isinstance(value, tuple):
+            value = "\x1f".join(value)
+        elif isinstance(value, dict):
+            value = "\x1f".join(f"{k}={v}" for k, v in sorted(value.items()))
+        parts.append("" if value is None else str(value))
+    # Joining strings is ~5x faster than repr() of the tuple for abstract-sized text.
+    return hashlib.blake2b("\x1e".join(parts).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def _stated(record: PaperRecord) -> dict[str, Any]:
+    """The fields ``record`` has something to say about (None / empty = silent)."""
+    values: dict[str, Any] = {}
+    for name in _CONTENT_FIELDS:
+        value = getattr(record, name)
+        if value is None or (isinstance(value, tuple | dict) and not value):
+            continue
+        values[name] = list(value) if isinstance(value, tuple) else value
+    return values
+
+
+def _new_row(
+    record: PaperRecord, *, source: str, now: datetime, display: Display
+) -> dict[str, Any]:
+    # Every row has every key: executemany sends rows of one shape in one statement.
+    row: dict[str, Any] = {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in ((name, getattr(record, name)) for name in _CONTENT_FIELDS)
     }
+    row["abstract"] = row["abstract"] or ""
+    row["links"] = dict(record.links)
+    row.update(
+        display_title=display(record.title),
+        display_abstract=display(row["abstract"]),
+        canonical_id=record.canonical_id,
+        source=source,
+        first_seen_at=now,
+        updated_at=now,
+    )
+    return row
+
+
+def _merge(stored: Row[Any], record: PaperRecord, display: Display) -> dict[str, Any]:
+    """The values to change on ``stored`` so that it also says what ``record`` says."""
+    stated = _stated(record)
+    older = (
+        record.version is not None
+        and stored.version is not None
+        and record.version < stored.version
+    )
+    changes: dict[str, Any] = {}
+    for name, value in stated.items():
+        current = getattr(stored, name)
+        if name == "links":
+            value = {**current, **value}
+        elif name == "version":
+            value = max(value, current or 0)
+        elif older and name in _VERSIONED_FIELDS and current:
+            continue
+        if value != current:
+            changes[name] = value
+    if "title" in changes:
+        changes["display_title"] = display(changes["title"])
+    if "abstract" in changes:
+        changes["display_abstract"] = display(changes["abstract"])
+    return changes
 
 
 def store_papers(
-    session: Session, records: Iterable[PaperRecord], *, source: str, now: datetime
+    session: Session,
+    records: Iterable[PaperRecord],
+    *,
+    source: str,
+    now: datetime,
+    display: Display = latex_to_unicode,
 ) -> StoreCounts:
-    """Insert new papers, update changed ones, and record popularity that moved.
+    """Insert new works, merge what changed into known ones, record popularity that moved.
 
-    Writes nothing for a record identical to what is stored, so re-ingesting an
-    unchanged feed is cheap. A popularity observation is added when the source
-    reports a value and it differs from the paper's latest one from that source.
+    Writes nothing for a record identical to what this source said last time, so
+    re-ingesting an unchanged feed is cheap. A popularity observation is added when
+    the source reports a value that differs from its latest one for that paper.
+    ``display`` makes a title or abstract readable (benchmarks time it apart).
     """
     counts = StoreCounts()
     batch: dict[str, PaperRecord] = {}
@@ -62,10 +149,10 @@ def store_papers(
         # A feed that lists a work twice: the later entry wins.
         batch[record.canonical_id] = record
         if len(batch) >= _CHUNK:
-            _store_chunk(session, batch, source=source, now=now, counts=counts)
+            _store_chunk(session, batch, source=source, now=now, counts=counts, display=display)
             batch = {}
     if batch:
-        _store_chunk(session, batch, source=source, now=now, counts=counts)
+        _store_chunk(session, batch, source=source, now=now, counts=counts, display=display)
     return counts
 
 
@@ -76,46 +163,130 @@ def _store_chunk(
     source: str,
     now: datetime,
     counts: StoreCounts,
+    display: Display,
 ) -> None:
-    columns = [getattr(Paper, name) for name in _PAPER_FIELDS]
-    existing: dict[str, Row[Any]] = {
-        row.canonical_id: row
+    fingerprints = {cid: fingerprint(record) for cid, record in batch.items()}
+    known: dict[str, Row[Any]] = {
+        row.canonical_id: cast(Row[Any], row)
         for row in session.execute(
-            select(Paper.id, Paper.canonical_id, *columns).where(Paper.canonical_id.in_(batch))
+            select(Paper.id, Paper.canonical_id, PaperSource.fingerprint)
+            .outerjoin(
+                PaperSource, and_(PaperSource.paper_id == Paper.id, PaperSource.source == source)
+            )
+            .where(Paper.canonical_id.in_(batch))
         )
     }
-    new_rows = []
-    for canonical_id, record in batch.items():
-        values = _paper_values(record)
-        row = existing.get(canonical_id)
-        if row is None:
-            new_rows.append(
-                {
-                    "canonical_id": canonical_id,
-                    "source": source,
-                    "first_seen_at": now,
-                    "updated_at": now,
-                    **values,
-                }
-            )
-        elif any(getattr(row, name) != value for name, value in values.items()):
+    new_ids = [cid for cid in batch if cid not in known]
+    changed = {
+        known[cid].id: cid
+        for cid in batch
+        if cid in known and known[cid].fingerprint != fingerprints[cid]
+    }
+    counts.unchanged += len(batch) - len(new_ids) - len(changed)
+
+    ids: dict[str, int] = {cid: row.id for cid, row in known.items()}
+    if new_ids:
+        inserted = insert_new_rows(
+            session,
+            Paper,
+            [_new_row(batch[cid], source=source, now=now, display=display) for cid in new_ids],
+            conflict_column="canonical_id",
+        )
+        ids.update({cid: paper_id for paper_id, cid in inserted})
+        counts.new += len(inserted)
+        # A concurrent ingest inserted the others first; its rows stand.
+        counts.unchanged += len(new_ids) - len(inserted)
+        if inserted:
             session.execute(
-                update(Paper).where(Paper.id == row.id).values(**values, updated_at=now)
+                insert(PaperSource),  # Core-style: a plain executemany
+                [
+                    {
+                        "paper_id": paper_id,
+                        "source": source,
+                        "fingerprint": fingerprints[cid],
+                        "first_seen_at": now,
+                    }
+                    for paper_id, cid in inserted
+                ],
             )
+    if changed:
+        _merge_changed(
+            session,
+            batch,
+            changed,
+            known,
+            fingerprints,
+            source=source,
+            now=now,
+            counts=counts,
+            display=display,
+        )
+    _record_signals(
+        session, batch, ids, new_ids=set(new_ids), source=source, now=now, counts=counts
+    )
+
+
+def _merge_changed(
+    session: Session,
+    batch: dict[str, PaperRecord],
+    changed: dict[int, str],
+    known: dict[str, Row[Any]],
+    fingerprints: dict[str, str],
+    *,
+    source: str,
+    now: datetime,
+    counts: StoreCounts,
+    display: Display,
+) -> None:
+    columns = [getattr(Paper, name) for name in _CONTENT_FIELDS]
+    stored_rows = session.execute(select(Paper.id, *columns).where(Paper.id.in_(changed)))
+    updates = []
+    for stored in stored_rows:
+        changes = _merge(stored, batch[changed[stored.id]], display)
+        if changes:
+            updates.append({"id": stored.id, **changes, "updated_at": now})
             counts.updated += 1
         else:
+            # Said differently (another source, reordered fields), same work.
             counts.unchanged += 1
-    if new_rows:
-        # A concurrent ingest may insert the same work first; its row stands.
-        session.execute(insert_ignoring_conflicts(session, Paper, ["canonical_id"]), new_rows)
-        counts.new += len(new_rows)
-    _record_signals(session, batch, source=source, now=now, counts=counts)
+    # Rows of one shape per statement: executemany needs identical keys.
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for values in updates:
+        by_shape.setdefault(tuple(sorted(values)), []).append(values)
+    for rows in by_shape.values():
+        session.execute(update(Paper), rows)
+
+    first_time = [pid for pid, cid in changed.items() if known[cid].fingerprint is None]
+    again = [pid for pid, cid in changed.items() if known[cid].fingerprint is not None]
+    if first_time:
+        session.execute(
+            insert(PaperSource),
+            [
+                {
+                    "paper_id": pid,
+                    "source": source,
+                    "fingerprint": fingerprints[changed[pid]],
+                    "first_seen_at": now,
+                }
+                for pid in first_time
+            ],
+        )
+    if again:
+        session.execute(
+            update(PaperSource),
+            [
+                {"paper_id": pid, "source": source, "fingerprint": fingerprints[changed[pid]]}
+                for pid in again
+            ],
+        )
 
 
 def _record_signals(
     session: Session,
     batch: dict[str, PaperRecord],
+    ids: dict[str, int],
     *,
+    new_ids: set[str],
     source: str,
     now: datetime,
     counts: StoreCounts,
@@ -123,28 +294,27 @@ def _record_signals(
     reported = {
         cid: r
         for cid, r in batch.items()
-        if r.upvotes is not None or r.comments is not None or r.github_stars is not None
+        if cid in ids
+        and (r.upvotes is not None or r.comments is not None or r.github_stars is not None)
     }
     if not reported:
         return
-    ids = dict(
-        session.execute(
-            select(Paper.canonical_id, Paper.id).where(Paper.canonical_id.in_(reported))
-        ).all()
-    )
-    latest = (
-        select(
-            PopularitySignal.paper_id,
-            PopularitySignal.upvotes,
-            PopularitySignal.comments,
-            PopularitySignal.github_stars,
-        )
-        .where(PopularitySignal.paper_id.in_(ids.values()), PopularitySignal.source == source)
-        .order_by(PopularitySignal.paper_id, PopularitySignal.observed_at)
-    )
+    # A paper inserted just now has no earlier observation to compare with.
+    known_ids = [ids[cid] for cid in reported if cid not in new_ids]
     last_seen: dict[int, tuple[int | None, int | None, int | None]] = {}
-    for paper_id, upvotes, comments, stars in session.execute(latest):
-        last_seen[paper_id] = (upvotes, comments, stars)
+    if known_ids:
+        latest = (
+            select(
+                PopularitySignal.paper_id,
+                PopularitySignal.upvotes,
+                PopularitySignal.comments,
+                PopularitySignal.github_stars,
+            )
+            .where(PopularitySignal.paper_id.in_(known_ids), PopularitySignal.source == source)
+            .order_by(PopularitySignal.paper_id, PopularitySignal.observed_at)
+        )
+        for paper_id, upvotes, comments, stars in session.execute(latest):
+            last_seen[paper_id] = (upvotes, comments, stars)
     rows = []
     for cid, record in reported.items():
         paper_id = ids[cid]

@@ -19,9 +19,15 @@ from config.settings import Settings
 from digest.db import make_engine, make_session_factory, unit_of_work, utcnow
 from digest.delivery import Outcome, send_delivery
 from digest.digests import DigestComposer
-from digest.ingest import SourceSummary, configured_sources, ingest, source_named
+from digest.ingest import Progress, SourceSummary, ingest
 from digest.mailer import SmtpConfig, SmtpSender
 from digest.ranking import PopularityRanker, Ranker
+from digest.sources.registry import (
+    build_source,
+    enabled_source_configs,
+    make_fetcher,
+    source_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +71,26 @@ class Runtime:
         )
 
     def run_ingest(
-        self, source: str | None = None, *, now: datetime | None = None
+        self,
+        source: str | None = None,
+        *,
+        now: datetime | None = None,
+        progress: Progress | None = None,
     ) -> list[SourceSummary]:
-        sources = (
-            [source_named(self.settings, source)] if source else configured_sources(self.settings)
-        )
-        with unit_of_work(self.session_factory) as session:
-            return ingest(session, sources, now=now or utcnow())
+        """Ingest one source (a configured name, or a feed URL or path) or every enabled one."""
+        fetcher = make_fetcher(self.settings)
+        try:
+            sources = (
+                [source_for(self.settings, fetcher, source)]
+                if source
+                else [build_source(c, fetcher) for c in enabled_source_configs(self.settings)]
+            )
+            with unit_of_work(self.session_factory) as session:
+                return ingest(
+                    session, sources, now=now or utcnow(), fetcher=fetcher, progress=progress
+                )
+        finally:
+            fetcher.close()
 
     def send_batch(self, delivery_ids: list[int], *, now: datetime | None = None) -> BatchResult:
         result = BatchResult()

@@ -20,7 +20,6 @@ from pylatexenc.latex2text import LatexNodes2Text
 # pylatexenc logs every macro it cannot substitute; a bad abstract is not news.
 logging.getLogger("pylatexenc").setLevel(logging.CRITICAL)
 
-_SPACE = re.compile(r"\s+")
 _MARKUP = re.compile(r"[<&]")
 # A whole tag, raw or escaped once: what makes a "plain text" field suspicious.
 # Maths such as ``$x<y$`` or ``a < b`` is not a tag and is left alone.
@@ -43,7 +42,8 @@ _converter = LatexNodes2Text()
 
 
 def normalise_space(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
+    # str.split is ~10x faster than a regex and splits on every Unicode space.
+    return " ".join(text.split())
 
 
 def plain_text(text: str, *, is_html: bool = False) -> str:

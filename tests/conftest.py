@@ -108,6 +108,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "base_url": "https://digest.example.org",
             "from_address": "Digest <digest@example.org>",
             "smtp_url": "smtp://127.0.0.1:1",
+            # No internet here: the offline sample is the one configured source.
+            "sources": "sample",
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -27,7 +27,7 @@ def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    values = {"DIGEST_DATA_DIR": str(tmp_path / "data")}
+    values = {"DIGEST_DATA_DIR": str(tmp_path / "data"), "DIGEST_SOURCES": "sample"}
     assert run("db", "upgrade", env=values, cwd=tmp_path).returncode == 0
     return values
 

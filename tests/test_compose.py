@@ -219,6 +219,8 @@ class Stack:
             DIGEST_SECRET_KEY=TEST_SECRET,
             # The image sets DIGEST_DATA_DIR=/app/data; here, a temporary directory.
             DIGEST_DATA_DIR=str(self.workdir / "data"),
+            # No internet here: beat would ingest the remote sources otherwise.
+            DIGEST_SOURCES="sample",
         )
         base = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
         # Docker sets HOSTNAME in every container; the worker healthcheck uses it.

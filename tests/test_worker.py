@@ -63,6 +63,8 @@ def environment(database_url: str, smtp_sink: SmtpSink, tmp_path: Path) -> Itera
             "DIGEST_FROM_ADDRESS": "Digest <digest@example.org>",
             "DIGEST_INGEST_INTERVAL_MINUTES": str(INGEST_EVERY_MINUTES),
             "DIGEST_DISPATCH_INTERVAL_MINUTES": str(DISPATCH_EVERY_MINUTES),
+            # No internet here: beat ingests the shipped sample only.
+            "DIGEST_SOURCES": "sample",
         }
 
 
