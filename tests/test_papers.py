@@ -5,7 +5,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.models import Paper, PopularitySignal
+from digest.models import Paper, PaperSource, PopularitySignal
 from digest.papers import store_papers
 from digest.sources import PaperRecord
 from tests.factories import NOW
@@ -76,3 +76,69 @@ def test_many_papers_are_stored_in_chunks(session: Session) -> None:
     counts = store_papers(session, (record(n) for n in range(1, 1201)), source="test", now=NOW)
     assert counts.new == 1200
     assert session.scalar(select(func.count()).select_from(Paper)) == 1200
+
+
+def test_hugging_face_and_arxiv_records_of_one_work_merge(session: Session) -> None:
+    arxiv = record(
+        1,
+        authors=("Ada Lovelace", "Alan Turing"),
+        categories=("cs.LG", "cs.AI"),
+        version=1,
+        links={"abs": "https://arxiv.org/abs/2611.00001"},
+    )
+    hf = PaperRecord(
+        canonical_id="arxiv:2611.00001",
+        title="Title 1",
+        links={
+            "hf": "https://huggingface.co/papers/2611.00001",
+            "github": "https://github.com/x/y",
+        },
+        keywords=("diffusion",),
+        upvotes=42,
+    )
+    store_papers(session, [arxiv], source="arxiv-rss", now=NOW)
+    counts = store_papers(session, [hf], source="huggingface", now=NOW)
+
+    assert (counts.new, counts.updated, counts.signals) == (0, 1, 1)
+    [paper] = session.scalars(select(Paper)).all()
+    # What only one source knew is kept; links from both are there.
+    assert paper.categories == ["cs.LG", "cs.AI"]
+    assert paper.authors == ["Ada Lovelace", "Alan Turing"]
+    assert paper.abstract == "Abstract 1"
+    assert paper.keywords == ["diffusion"]
+    assert set(paper.links) == {"abs", "hf", "github"}
+    assert session.scalar(select(func.count()).select_from(PaperSource)) == 2
+
+
+def test_an_older_version_never_overwrites_a_newer_one(session: Session) -> None:
+    store_papers(session, [record(1, title="Second version", version=2)], source="a", now=NOW)
+    older = store_papers(
+        session, [record(1, title="First version", version=1)], source="b", now=NOW
+    )
+    newer = store_papers(
+        session, [record(1, title="Third version", version=3)], source="a", now=NOW
+    )
+
+    assert older.updated == 0 and newer.updated == 1
+    paper = session.scalars(select(Paper)).one()
+    assert (paper.title, paper.version) == ("Third version", 3)
+
+
+def test_latex_is_kept_raw_and_shown_as_unicode(session: Session) -> None:
+    store_papers(
+        session,
+        [record(1, title=r"$\alpha$-decay in $\mathbb{Z}_p$", abstract=r"By R\'emy, $x\to\infty$")],
+        source="test",
+        now=NOW,
+    )
+    paper = session.scalars(select(Paper)).one()
+    assert paper.title == r"$\alpha$-decay in $\mathbb{Z}_p$"
+    assert paper.display_title == "α-decay in ℤ_p"
+    assert paper.display_abstract == "By Rémy, x→∞"
+
+
+def test_a_changed_abstract_changes_what_is_shown(session: Session) -> None:
+    store_papers(session, [record(1, abstract=r"$\beta$ first")], source="test", now=NOW)
+    store_papers(session, [record(1, abstract=r"$\gamma$ second")], source="test", now=NOW)
+    paper = session.scalars(select(Paper)).one()
+    assert paper.display_abstract == "γ second"

@@ -45,6 +45,8 @@ _LABELLED = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _ABSTRACT_LABELS = ("summary", "abstract")
+# Where HTML separates words by layout alone: "<p>One.</p><p>Two.</p>" is "One. Two.".
+_BLOCK_TAG = re.compile(r"<(?:/?(?:p|div|li|ul|ol|h[1-6]|blockquote|tr|td|th|table)|br)\b", re.I)
 _NAME_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*|\s+and\s+")
 # Old-style arXiv archives (hep-th/9901001). An id of that shape elsewhere in a URL
 # (``/news/1234567``) is a coincidence, not a paper.
@@ -151,7 +153,7 @@ def parse_feed(
     """Papers, skipped entries and notes from a feed document; :class:`SourceError`
     when the document is not a feed at all. Parsing happens before the first item."""
     parsed = parse_feed_xml(body, what=what)
-    document = etree.tostring(parsed.root, encoding="utf-8", xml_declaration=True)
+    document = body
     # A stream, not bytes: given bytes, feedparser first tries them as a file name.
     result = feedparser.parse(
         io.BytesIO(document), sanitize_html=False, resolve_relative_uris=False
@@ -218,17 +220,17 @@ def _record(entry: Any, mapping: FeedMapping) -> PaperRecord | SkippedEntry:
     if identity is None:
         return SkippedEntry("no arXiv id, DOI, guid or link to identify it", title[:200])
 
-    abstract_html = _abstract(entry, mapping.abstract_field)
-    labelled = _labelled_fields(abstract_html) if mapping.abstract_is_html else {}
-    abstract_source = next(
-        (labelled[label] for label in _ABSTRACT_LABELS if label in labelled), abstract_html
-    )
-    abstract = (
-        plain_text(abstract_source, is_html=mapping.abstract_is_html) if abstract_source else None
-    )
+    raw_abstract = _abstract(entry, mapping.abstract_field)
+    labelled: dict[str, str] = {}
+    if mapping.abstract_is_html:
+        labelled = _labelled_fields(raw_abstract)
+        label = next((label for label in _ABSTRACT_LABELS if label in labelled), None)
+        abstract = _html_text(labelled[label] if label else raw_abstract)
+    else:
+        abstract = plain_text(raw_abstract) if raw_abstract else ""
     authors = _authors(entry, mapping.authors_field)
     if not authors and "authors" in labelled:
-        authors = _split_names(plain_text(labelled["authors"], is_html=True))
+        authors = _split_names(_html_text(labelled["authors"]))
 
     links: dict[str, str] = {}
     safe_link = _http_url(link)
@@ -381,10 +383,15 @@ def _date_from_text(raw: str) -> date | None:
         return None
 
 
+def _html_text(html: str | None) -> str:
+    """HTML as plain text, with block-level elements kept apart by a space."""
+    return plain_text(_BLOCK_TAG.sub(r" \g<0>", html), is_html=True) if html else ""
+
+
 def _count(html: str | None) -> int | None:
     if html is None:
         return None
-    text = plain_text(html, is_html=True)
+    text = _html_text(html)
     return int(text) if text.isascii() and text.isdigit() else None
 
 

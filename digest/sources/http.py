@@ -26,7 +26,7 @@ from digest.sources import SourceError
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = f"digest/{__version__} (trending-papers newsletter; +https://github.com/digest)"
+USER_AGENT = f"digest/{__version__} (research-paper newsletter)"
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -66,6 +66,7 @@ class Fetcher:
         self,
         *,
         client: httpx.Client | None = None,
+        user_agent: str = USER_AGENT,
         timeout: float = 30.0,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_retries: int = 3,
@@ -76,10 +77,9 @@ class Fetcher:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client or httpx.Client(
-            timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}
-        )
-        self.client.headers.setdefault("User-Agent", USER_AGENT)
+        self.client = client or httpx.Client(timeout=timeout, follow_redirects=True)
+        # Feed operators need to know who is fetching and how to reach them.
+        self.client.headers["User-Agent"] = user_agent
         self.max_bytes = max_bytes
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds

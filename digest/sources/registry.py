@@ -15,7 +15,7 @@ from typing import Any
 
 from config.settings import Settings
 from digest.sources import Source
-from digest.sources.http import Fetcher
+from digest.sources.http import USER_AGENT, Fetcher
 
 # arXiv's API terms: no more than one request every three seconds.
 POLITE_INTERVALS = {"export.arxiv.org": 3.0, "rss.arxiv.org": 1.0}
@@ -86,6 +86,7 @@ def enabled_source_configs(settings: Settings) -> list[SourceConfig]:
 
 def make_fetcher(settings: Settings) -> Fetcher:
     return Fetcher(
+        user_agent=f"{USER_AGENT[: USER_AGENT.index(' (')]} (+{settings.base_url})",
         timeout=settings.fetch_timeout_seconds,
         max_bytes=settings.fetch_max_bytes,
         min_interval=POLITE_INTERVALS,

@@ -9,6 +9,7 @@ so that its intact entries are kept; the caller is told what went wrong.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from lxml import etree
@@ -21,10 +22,8 @@ class ParsedXml:
     root: etree._Element
     # Why the document needed recovery; None when it was well-formed.
     problem: str | None = None
-
-    @property
-    def truncated(self) -> bool:
-        return self.problem is not None and "premature end" in self.problem.lower()
+    # Recovered and not ending with the root's closing tag: the last entry may be cut.
+    truncated: bool = False
 
 
 def _parser(*, recover: bool) -> etree.XMLParser:
@@ -60,7 +59,15 @@ def parse_feed_xml(body: bytes, *, what: str) -> ParsedXml:
             raise SourceError(f"{what} is not well-formed XML: {problem}") from exc
         root = recovered
     _refuse_entity_declarations(root, what=what)
-    return ParsedXml(root, problem)
+    truncated = problem is not None and not _ends_with_closing_tag(body, root)
+    return ParsedXml(root, problem, truncated)
+
+
+def _ends_with_closing_tag(body: bytes, root: etree._Element) -> bool:
+    # libxml2's first error depends on where the cut fell (inside a tag, an
+    # attribute, text); the missing end of the document is the reliable sign.
+    local = etree.QName(root).localname.encode("utf-8")
+    return re.search(rb"</(?:[\w.-]+:)?" + re.escape(local) + rb"\s*>\s*$", body) is not None
 
 
 def _refuse_entity_declarations(root: etree._Element, *, what: str) -> None:
