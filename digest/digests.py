@@ -57,10 +57,11 @@ class DigestComposer:
         cached = self._papers.get(paper.id)
         if cached is None:
             cached = {
-                "title": paper.title,
+                # Converted from LaTeX once, at ingest.
+                "title": paper.display_title or paper.title,
                 "url": paper.url,
                 "discuss_url": paper.links.get("hf_search") or paper.links.get("hf", ""),
-                "summary": summarise(paper.abstract),
+                "summary": summarise(paper.display_abstract or paper.abstract),
                 "published": f"{paper.published_on:%d %b %Y}" if paper.published_on else "",
                 "author_count": paper.author_count or len(paper.authors) or None,
             }

@@ -12,6 +12,7 @@ import pytest
 from digest.smtp_sink import free_port
 
 DIGEST = str(Path(sys.executable).with_name("digest"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -101,8 +102,35 @@ def test_ingest_prints_a_summary_per_source(env: dict[str, str], tmp_path: Path)
     first = run("ingest", env=env, cwd=tmp_path)
     second = run("ingest", env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.startswith("sample: 188 new, 0 updated, 0 unchanged")
+    assert first.stdout.startswith("sample: 188 new, 0 updated, 0 unchanged, 0 skipped")
     assert second.stdout.startswith("sample: 0 new, 0 updated, 188 unchanged")
+
+
+def test_ingest_takes_a_feed_dropped_on_disk(env: dict[str, str], tmp_path: Path) -> None:
+    feed = tmp_path / "takara.xml"
+    feed.write_bytes(
+        (FIXTURES / "third_party_feeds/takara_tldr_papers_rss_2026-04-30_50items.xml").read_bytes()
+    )
+    first = run("ingest", "--source", str(feed), env=env, cwd=tmp_path)
+    again = run("ingest", "--source", feed.as_uri(), env=env, cwd=tmp_path)
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("feed: 50 new, 0 updated, 0 unchanged, 0 skipped")
+    # Same file, same modification time: not read again.
+    assert again.returncode == 0, again.stderr
+    assert "not modified since the last fetch" in again.stdout
+
+
+def test_a_broken_sources_file_is_one_clear_line(env: dict[str, str], tmp_path: Path) -> None:
+    sources = tmp_path / "sources.toml"
+    sources.write_text('[sources.x]\nkind = "pigeon"\n')
+    result = run(
+        "ingest",
+        env={**env, "DIGEST_SOURCES": "", "DIGEST_SOURCES_FILE": str(sources)},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: [sources.x] kind 'pigeon' is not one of")
 
 
 def test_send_due_sends_in_process_without_a_broker(env: dict[str, str], tmp_path: Path) -> None:

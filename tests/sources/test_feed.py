@@ -237,6 +237,23 @@ def test_mis_encoded_byte_does_not_cost_the_feed(serve: Serve) -> None:
     assert any("not well-formed" in note.text for note in of_type(items, Note))
 
 
+def test_mis_encoded_byte_does_not_garble_the_correct_text_around_it(serve: Serve) -> None:
+    body = fixture_bytes(HUANGBOMING)
+    assert "protocol \u039b= (W_{H}".encode() in body  # a real, correctly encoded Greek capital
+    damaged = body.replace(b"Seeing Isn't Believing", b"Seeing Isn't B\xe9lieving", 1)
+    assert damaged != body
+
+    papers = records(fetch_all(serve, damaged))
+
+    assert len(papers) == 22
+    assert papers["arxiv:2604.21523"].title.endswith(
+        "lieving: Uncovering Blind Spots in Evaluator Vision-Language Models"
+    )
+    harness = papers["arxiv:2604.21003"].abstract
+    assert harness is not None
+    assert "protocol \u039b= (W_{H}" in harness
+
+
 @pytest.mark.parametrize(
     "replacement",
     [pytest.param(b"", id="missing"), pytest.param(b"<title>  </title>", id="blank")],
