@@ -117,7 +117,8 @@ def build_source(config: SourceConfig, fetcher: Fetcher) -> Source:
 
         mapping = FeedMapping.from_config(options.pop("mapping", {}))
         return FeedSource(name=config.name, fetcher=fetcher, mapping=mapping, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        # Unknown or mistyped options: say which table of the file is wrong.
         raise SourceConfigError(f"[sources.{config.name}]: {exc}") from exc
 
 
