@@ -58,10 +58,10 @@ class DigestComposer:
         if cached is None:
             cached = {
                 # Converted from LaTeX once, at ingest.
-                "title": paper.display_title or paper.title,
+                "title": paper.shown_title,
                 "url": paper.url,
                 "discuss_url": paper.links.get("hf_search") or paper.links.get("hf", ""),
-                "summary": summarise(paper.display_abstract or paper.abstract),
+                "summary": summarise(paper.shown_abstract),
                 "published": f"{paper.published_on:%d %b %Y}" if paper.published_on else "",
                 "author_count": paper.author_count or len(paper.authors) or None,
             }

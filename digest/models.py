@@ -64,7 +64,8 @@ class Paper(Base):
     # As the source wrote them (plain text, LaTeX raw) ...
     title: Mapped[str] = mapped_column(Text)
     abstract: Mapped[str] = mapped_column(Text, default="")
-    # ... and converted once, at ingest, for reading (LaTeX to Unicode).
+    # ... and converted once, at ingest, for reading (LaTeX to Unicode); empty when
+    # the conversion changes nothing. Read them through ``shown_title``/``shown_abstract``.
     display_title: Mapped[str] = mapped_column(Text, default="", server_default="")
     display_abstract: Mapped[str] = mapped_column(Text, default="", server_default="")
     authors: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -88,6 +89,14 @@ class Paper(Base):
     signals: Mapped[list[PopularitySignal]] = relationship(
         back_populates="paper", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @property
+    def shown_title(self) -> str:
+        return self.display_title or self.title
+
+    @property
+    def shown_abstract(self) -> str:
+        return self.display_abstract or self.abstract
 
     @property
     def url(self) -> str:

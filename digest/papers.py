@@ -18,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Row, and_, insert, select, update
 from sqlalchemy.orm import Session
 
-from digest.dialects import insert_new_rows
+from digest.dialects import copy_rows, insert_new_rows
 from digest.models import Paper, PaperSource, PopularitySignal
 from digest.sources import PaperRecord
 from digest.text import latex_to_unicode
@@ -81,6 +81,13 @@ def _stated(record: PaperRecord) -> dict[str, Any]:
     return values
 
 
+def _shown(text: str, display: Display) -> str:
+    """The display form of ``text``; empty when it reads the same as stored (most
+    abstracts have no LaTeX), which halves what is written per paper."""
+    shown = display(text)
+    return "" if shown == text else shown
+
+
 def _new_row(
     record: PaperRecord, *, source: str, now: datetime, display: Display
 ) -> dict[str, Any]:
@@ -92,8 +99,8 @@ def _new_row(
     row["abstract"] = row["abstract"] or ""
     row["links"] = dict(record.links)
     row.update(
-        display_title=display(record.title),
-        display_abstract=display(row["abstract"]),
+        display_title=_shown(record.title, display),
+        display_abstract=_shown(row["abstract"], display),
         canonical_id=record.canonical_id,
         source=source,
         first_seen_at=now,
@@ -122,9 +129,9 @@ def _merge(stored: Row[Any], record: PaperRecord, display: Display) -> dict[str,
         if value != current:
             changes[name] = value
     if "title" in changes:
-        changes["display_title"] = display(changes["title"])
+        changes["display_title"] = _shown(changes["title"], display)
     if "abstract" in changes:
-        changes["display_abstract"] = display(changes["abstract"])
+        changes["display_abstract"] = _shown(changes["abstract"], display)
     return changes
 
 
@@ -196,19 +203,19 @@ def _store_chunk(
         counts.new += len(inserted)
         # A concurrent ingest inserted the others first; its rows stand.
         counts.unchanged += len(new_ids) - len(inserted)
-        if inserted:
-            session.execute(
-                insert(PaperSource),  # Core-style: a plain executemany
-                [
-                    {
-                        "paper_id": paper_id,
-                        "source": source,
-                        "fingerprint": fingerprints[cid],
-                        "first_seen_at": now,
-                    }
-                    for paper_id, cid in inserted
-                ],
-            )
+        copy_rows(
+            session,
+            PaperSource,
+            [
+                {
+                    "paper_id": paper_id,
+                    "source": source,
+                    "fingerprint": fingerprints[cid],
+                    "first_seen_at": now,
+                }
+                for paper_id, cid in inserted
+            ],
+        )
     if changed:
         _merge_changed(
             session,

@@ -24,7 +24,6 @@ _MARKUP = re.compile(r"[<&]")
 # A whole tag, raw or escaped once: what makes a "plain text" field suspicious.
 # Maths such as ``$x<y$`` or ``a < b`` is not a tag and is left alone.
 _TAG = re.compile(r"(?:<|&lt;)/?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?(?:>|&gt;)")
-_LATEX = re.compile(r"[\\$]")
 # The parts of a text that are LaTeX: maths, and macros with their braced arguments
 # (``\'e``, ``{\l}``, ``\textbf{x}``). Converting these spans alone, each once (the
 # same ``$n$`` recurs across thousands of abstracts), is ~10x faster than feeding
@@ -55,7 +54,7 @@ def plain_text(text: str, *, is_html: bool = False) -> str:
     tag-like. Feeds escape markup once or twice (``&lt;p&gt;``); cleaning until
     nothing changes means no tag, script or style survives in what is stored.
     """
-    if not is_html and not _TAG.search(text):
+    if not is_html and (("<" not in text and "&lt;" not in text) or not _TAG.search(text)):
         return normalise_space(text)
     for _ in range(3):
         if not _MARKUP.search(text):
@@ -78,6 +77,7 @@ def _convert_span(span: str) -> str:
 
 def latex_to_unicode(text: str) -> str:
     """``text`` with its LaTeX spans converted to Unicode; unchanged when it has none."""
-    if not _LATEX.search(text):
+    # Substring tests are several times faster than a regex on short strings.
+    if "\\" not in text and "$" not in text:
         return text
     return normalise_space(_LATEX_SPAN.sub(lambda m: _convert_span(m.group(0)), text))

@@ -133,12 +133,16 @@ def test_latex_is_kept_raw_and_shown_as_unicode(session: Session) -> None:
     )
     paper = session.scalars(select(Paper)).one()
     assert paper.title == r"$\alpha$-decay in $\mathbb{Z}_p$"
-    assert paper.display_title == "α-decay in ℤ_p"
-    assert paper.display_abstract == "By Rémy, x→∞"
+    assert paper.shown_title == "α-decay in ℤ_p"
+    assert paper.shown_abstract == "By Rémy, x→∞"
 
 
 def test_a_changed_abstract_changes_what_is_shown(session: Session) -> None:
     store_papers(session, [record(1, abstract=r"$\beta$ first")], source="test", now=NOW)
     store_papers(session, [record(1, abstract=r"$\gamma$ second")], source="test", now=NOW)
     paper = session.scalars(select(Paper)).one()
-    assert paper.display_abstract == "γ second"
+    assert paper.shown_abstract == "γ second"
+    # Text without LaTeX is not stored twice.
+    store_papers(session, [record(1, abstract="plain words")], source="test", now=NOW)
+    session.refresh(paper)
+    assert (paper.display_abstract, paper.shown_abstract) == ("", "plain words")

@@ -50,8 +50,10 @@ def split_authors(creator: str) -> tuple[str, ...]:
     names = creator.split(",") if "(" not in creator else _split_outside_parentheses(creator)
     result = []
     for chunk in names:
-        for name in _AND.split(chunk):
-            name = normalise_space(name)
+        for name in _AND.split(chunk) if " and " in chunk else (chunk,):
+            name = name.strip()
+            if "  " in name or "\n" in name:
+                name = normalise_space(name)
             if name:
                 result.append(latex_to_unicode(name))
     return tuple(result)

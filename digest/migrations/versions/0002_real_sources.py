@@ -30,10 +30,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("keywords", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("ai_summary", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("featured_at", sa.DateTime(timezone=True), nullable=True))
-    # Papers stored before this revision are shown as they were stored.
-    op.execute(
-        "UPDATE papers SET display_title = title, display_abstract = abstract, keywords = '[]'"
-    )
+    # Papers stored before this revision are shown as they were stored (empty
+    # display text means "the same as stored").
+    op.execute("UPDATE papers SET keywords = '[]'")
     with op.batch_alter_table("papers", schema=None) as batch_op:
         batch_op.alter_column("keywords", existing_type=sa.JSON(), nullable=False)
 
