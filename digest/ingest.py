@@ -22,7 +22,15 @@ from sqlalchemy.orm import Session
 from digest.db import utcnow
 from digest.models import FeedState, IngestRun
 from digest.papers import store_papers
-from digest.sources import Item, Note, PaperRecord, SkippedEntry, Source, SourceError
+from digest.sources import (
+    DeferredRecord,
+    Item,
+    Note,
+    PaperRecord,
+    SkippedEntry,
+    Source,
+    SourceError,
+)
 from digest.sources.http import Fetcher, Validators
 
 log = logging.getLogger(__name__)
@@ -66,12 +74,12 @@ class _Tally:
         self.skips: Counter[str] = Counter()
         self.notes: list[str] = []
 
-    def records(self, items: Iterable[Item]) -> Iterator[PaperRecord]:
+    def records(self, items: Iterable[Item]) -> Iterator[PaperRecord | DeferredRecord]:
         for item in items:
             self.read += 1
             if self.progress is not None and self.read % 100 == 0:
                 self.progress(self.source, self.read)
-            if isinstance(item, PaperRecord):
+            if isinstance(item, PaperRecord | DeferredRecord):
                 yield item
             elif isinstance(item, SkippedEntry):
                 log.warning("ingest %s: skipped %s: %s", self.source, item.entry, item.reason)
@@ -85,9 +93,9 @@ class _Tally:
 
 def load_validators(session: Session) -> dict[str, Validators]:
     return {
-        url: Validators(etag, last_modified)
-        for url, etag, last_modified in session.execute(
-            select(FeedState.url, FeedState.etag, FeedState.last_modified)
+        url: Validators(etag, last_modified, digest)
+        for url, etag, last_modified, digest in session.execute(
+            select(FeedState.url, FeedState.etag, FeedState.last_modified, FeedState.body_digest)
         )
     }
 
@@ -102,6 +110,7 @@ def save_validators(session: Session, changed: dict[str, Validators], *, now: da
     for url, validators in changed.items():
         state = existing.get(url) or FeedState(url=url)
         state.etag, state.last_modified = validators.etag, validators.last_modified
+        state.body_digest = validators.digest
         state.updated_at = now
         session.add(state)
 

@@ -9,8 +9,10 @@ bulk, and display text (LaTeX to Unicode) is computed only for rows written.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -18,9 +20,9 @@ from typing import Any, cast
 from sqlalchemy import Row, and_, insert, select, update
 from sqlalchemy.orm import Session
 
-from digest.dialects import copy_rows, insert_new_rows
+from digest.dialects import copy_rows, insert_new_rows, one_of
 from digest.models import Paper, PaperSource, PopularitySignal
-from digest.sources import PaperRecord
+from digest.sources import DeferredRecord, PaperRecord
 from digest.text import latex_to_unicode
 
 # Large enough to amortise round trips (one lookup, one COPY per chunk), small enough
@@ -58,16 +60,25 @@ class StoreCounts:
 
 def fingerprint(record: PaperRecord) -> str:
     """A stable digest of what ``record`` says about the work (not its popularity)."""
-    parts = []
-    for name in _CONTENT_FIELDS:
-        value = getattr(record, name)
-        if isinstance(value, tuple):
-            value = "\x1f".join(value)
-        elif isinstance(value, dict):
-            value = "\x1f".join(f"{k}={v}" for k, v in sorted(value.items()))
-        parts.append("" if value is None else str(value))
-    # Joining strings is ~5x faster than repr() of the tuple for abstract-sized text.
-    return hashlib.blake2b("\x1e".join(parts).encode("utf-8"), digest_size=16).hexdigest()
+    r = record
+    # Spelled out field by field: a generic getattr loop costs as much as the hash.
+    said = "\x1e".join(
+        (
+            r.title,
+            r.abstract or "",
+            "\x1f".join(r.authors),
+            str(r.author_count),
+            "\x1f".join(r.categories),
+            "\x1f".join(f"{k}={v}" for k, v in sorted(r.links.items())),
+            str(r.published_on),
+            str(r.version),
+            r.doi or "",
+            "\x1f".join(r.keywords),
+            r.ai_summary or "",
+            str(r.featured_at),
+        )
+    )
+    return hashlib.blake2b(said.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _stated(record: PaperRecord) -> dict[str, Any]:
@@ -88,25 +99,40 @@ def _shown(text: str, display: Display) -> str:
     return "" if shown == text else shown
 
 
-def _new_row(
-    record: PaperRecord, *, source: str, now: datetime, display: Display
-) -> dict[str, Any]:
-    # Every row has every key: executemany sends rows of one shape in one statement.
-    row: dict[str, Any] = {
-        name: list(value) if isinstance(value, tuple) else value
-        for name, value in ((name, getattr(record, name)) for name in _CONTENT_FIELDS)
-    }
-    row["abstract"] = row["abstract"] or ""
-    row["links"] = dict(record.links)
-    row.update(
-        display_title=_shown(record.title, display),
-        display_abstract=_shown(row["abstract"], display),
-        canonical_id=record.canonical_id,
-        source=source,
-        first_seen_at=now,
-        updated_at=now,
+# The columns of a new paper row, in the order _new_row gives them.
+_NEW_COLUMNS = (
+    *_CONTENT_FIELDS,
+    "display_title",
+    "display_abstract",
+    "canonical_id",
+    "source",
+    "first_seen_at",
+    "updated_at",
+)
+
+
+def _new_row(r: PaperRecord, *, source: str, now: datetime, display: Display) -> tuple[Any, ...]:
+    abstract = r.abstract or ""
+    return (
+        r.title,
+        abstract,
+        list(r.authors),
+        r.author_count,
+        list(r.categories),
+        dict(r.links),
+        r.published_on,
+        r.version,
+        r.doi,
+        list(r.keywords),
+        r.ai_summary,
+        r.featured_at,
+        _shown(r.title, display),
+        _shown(abstract, display),
+        r.canonical_id,
+        source,
+        now,
+        now,
     )
-    return row
 
 
 def _merge(stored: Row[Any], record: PaperRecord, display: Display) -> dict[str, Any]:
@@ -137,7 +163,7 @@ def _merge(stored: Row[Any], record: PaperRecord, display: Display) -> dict[str,
 
 def store_papers(
     session: Session,
-    records: Iterable[PaperRecord],
+    records: Iterable[PaperRecord | DeferredRecord],
     *,
     source: str,
     now: datetime,
@@ -151,28 +177,48 @@ def store_papers(
     ``display`` makes a title or abstract readable (benchmarks time it apart).
     """
     counts = StoreCounts()
-    batch: dict[str, PaperRecord] = {}
-    for record in records:
-        # A feed that lists a work twice: the later entry wins.
-        batch[record.canonical_id] = record
-        if len(batch) >= _CHUNK:
+    batch: dict[str, PaperRecord | DeferredRecord] = {}
+    with _collector_paused():
+        for record in records:
+            # A feed that lists a work twice: the later entry wins.
+            batch[record.canonical_id] = record
+            if len(batch) >= _CHUNK:
+                _store_chunk(session, batch, source=source, now=now, counts=counts, display=display)
+                batch = {}
+        if batch:
             _store_chunk(session, batch, source=source, now=now, counts=counts, display=display)
-            batch = {}
-    if batch:
-        _store_chunk(session, batch, source=source, now=now, counts=counts, display=display)
     return counts
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Parsing and storing allocate millions of short-lived containers, each batch
+    of which sets off a cyclic-garbage pass over the whole heap: a quarter of the
+    time of a large ingest (measured: 7,800 → 10,300 entries/s on PostgreSQL).
+    Nothing here makes reference cycles in bulk, so the collector waits until the
+    store is done; reference counting still frees everything as it goes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _store_chunk(
     session: Session,
-    batch: dict[str, PaperRecord],
+    pending: dict[str, PaperRecord | DeferredRecord],
     *,
     source: str,
     now: datetime,
     counts: StoreCounts,
     display: Display,
 ) -> None:
-    fingerprints = {cid: fingerprint(record) for cid, record in batch.items()}
+    fingerprints = {
+        cid: r.fingerprint if isinstance(r, DeferredRecord) else fingerprint(r)
+        for cid, r in pending.items()
+    }
     known: dict[str, Row[Any]] = {
         row.canonical_id: cast(Row[Any], row)
         for row in session.execute(
@@ -180,22 +226,32 @@ def _store_chunk(
             .outerjoin(
                 PaperSource, and_(PaperSource.paper_id == Paper.id, PaperSource.source == source)
             )
-            .where(Paper.canonical_id.in_(batch))
+            .where(one_of(session, Paper.canonical_id, pending))
         )
     }
-    new_ids = [cid for cid in batch if cid not in known]
+    new_ids = [cid for cid in pending if cid not in known]
     changed = {
         known[cid].id: cid
-        for cid in batch
+        for cid in pending
         if cid in known and known[cid].fingerprint != fingerprints[cid]
     }
-    counts.unchanged += len(batch) - len(new_ids) - len(changed)
+    counts.unchanged += len(pending) - len(new_ids) - len(changed)
+    # Only what is written needs its record in full; unchanged deferred ones never do.
+    to_write = {*new_ids, *changed.values()}
+    batch: dict[str, PaperRecord] = {}
+    for cid, r in pending.items():
+        if isinstance(r, DeferredRecord):
+            if cid not in to_write:
+                continue
+            r = r.complete()
+        batch[cid] = r
 
     ids: dict[str, int] = {cid: row.id for cid, row in known.items()}
     if new_ids:
         inserted = insert_new_rows(
             session,
             Paper,
+            _NEW_COLUMNS,
             [_new_row(batch[cid], source=source, now=now, display=display) for cid in new_ids],
             conflict_column="canonical_id",
         )
@@ -206,15 +262,8 @@ def _store_chunk(
         copy_rows(
             session,
             PaperSource,
-            [
-                {
-                    "paper_id": paper_id,
-                    "source": source,
-                    "fingerprint": fingerprints[cid],
-                    "first_seen_at": now,
-                }
-                for paper_id, cid in inserted
-            ],
+            ("paper_id", "source", "fingerprint", "first_seen_at"),
+            [(paper_id, source, fingerprints[cid], now) for paper_id, cid in inserted],
         )
     if changed:
         _merge_changed(
@@ -246,7 +295,9 @@ def _merge_changed(
     display: Display,
 ) -> None:
     columns = [getattr(Paper, name) for name in _CONTENT_FIELDS]
-    stored_rows = session.execute(select(Paper.id, *columns).where(Paper.id.in_(changed)))
+    stored_rows = session.execute(
+        select(Paper.id, *columns).where(one_of(session, Paper.id, changed))
+    )
     updates = []
     for stored in stored_rows:
         changes = _merge(stored, batch[changed[stored.id]], display)
@@ -317,7 +368,10 @@ def _record_signals(
                 PopularitySignal.comments,
                 PopularitySignal.github_stars,
             )
-            .where(PopularitySignal.paper_id.in_(known_ids), PopularitySignal.source == source)
+            .where(
+                one_of(session, PopularitySignal.paper_id, known_ids),
+                PopularitySignal.source == source,
+            )
             .order_by(PopularitySignal.paper_id, PopularitySignal.observed_at)
         )
         for paper_id, upvotes, comments, stars in session.execute(latest):

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from digest.models import Paper, PaperSource, PopularitySignal
 from digest.papers import store_papers
-from digest.sources import PaperRecord
+from digest.sources import DeferredRecord, PaperRecord
 from tests.factories import NOW
 
 
@@ -146,3 +146,27 @@ def test_a_changed_abstract_changes_what_is_shown(session: Session) -> None:
     store_papers(session, [record(1, abstract="plain words")], source="test", now=NOW)
     session.refresh(paper)
     assert (paper.display_abstract, paper.shown_abstract) == ("", "plain words")
+
+
+def test_a_deferred_entry_is_completed_only_when_new_or_changed(session: Session) -> None:
+    completed: list[str] = []
+
+    def deferred(n: int, fingerprint: str, **fields: object) -> DeferredRecord:
+        def complete() -> PaperRecord:
+            completed.append(f"{n}:{fingerprint}")
+            return record(n, **fields)
+
+        return DeferredRecord(record(n).canonical_id, fingerprint, complete)
+
+    first = store_papers(session, [deferred(1, "a"), deferred(2, "b")], source="rss", now=NOW)
+    again = store_papers(
+        session,
+        [deferred(1, "a"), deferred(2, "b2", title="Title 2, revised")],
+        source="rss",
+        now=NOW,
+    )
+
+    assert (first.new, again.unchanged, again.updated) == (2, 1, 1)
+    assert completed == ["1:a", "2:b", "2:b2"]
+    titles = session.scalars(select(Paper.title).order_by(Paper.canonical_id)).all()
+    assert titles == ["Title 1", "Title 2, revised"]

@@ -9,7 +9,7 @@ a Hugging Face record and an arXiv record of the same work merge.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
@@ -40,6 +40,22 @@ class PaperRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DeferredRecord:
+    """A paper known so far by its id and a fingerprint of the entry as the feed wrote it.
+
+    Normalising an entry (markup, authors, LaTeX) is most of what an ingest costs.
+    The store completes a deferred record only when this source has not given it
+    this exact entry before, so re-reading an unchanged listing costs little more
+    than parsing its XML. Only for entries without popularity figures: those are
+    observed on every fetch, so their records are never skipped.
+    """
+
+    canonical_id: str
+    fingerprint: str
+    complete: Callable[[], PaperRecord]
+
+
+@dataclass(frozen=True, slots=True)
 class SkippedEntry:
     """An entry a source could not turn into a paper, and why (logged, counted)."""
 
@@ -55,7 +71,7 @@ class Note:
     text: str
 
 
-Item = PaperRecord | SkippedEntry | Note
+Item = PaperRecord | DeferredRecord | SkippedEntry | Note
 
 
 class Source(Protocol):

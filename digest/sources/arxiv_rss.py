@@ -14,16 +14,17 @@ feedparser's generality costs ~50x the time.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from lxml import etree
 
 from digest.identifiers import canonical_id, normalise_doi, parse_arxiv_id
-from digest.sources import Item, Note, PaperRecord, SkippedEntry, SourceError
+from digest.sources import DeferredRecord, Item, Note, PaperRecord, SkippedEntry, SourceError
 from digest.sources.http import Fetcher
 from digest.sources.xml import parse_feed_xml
 from digest.text import latex_to_unicode, normalise_space, plain_text
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 _ARXIV_NS = "{http://arxiv.org/schemas/atom}"
 _DC_NS = "{http://purl.org/dc/elements/1.1/}"
 _AND = re.compile(r"\s+and\s+")
+# In every entry fingerprint: a change to how entries are read (a new version here)
+# makes the next ingest read every entry again instead of trusting old fingerprints.
+_PARSER = "arxiv-rss/1"
 NEW_TYPES = frozenset({"new", "cross"})
 UPDATE_TYPES = frozenset({"replace", "replace-cross"})
 # "arXiv:2411.17700v1 Announce Type: new \nAbstract: ..."
@@ -99,10 +103,18 @@ class ArxivRssSource:
         if response is None:
             yield Note("not modified since the last fetch")
             return
-        yield from parse_arxiv_rss(response.body, what=self.url)
+        yield from arxiv_rss_entries(response.body, what=self.url)
 
 
 def parse_arxiv_rss(body: bytes, *, what: str) -> Iterator[Item]:
+    """The listing's entries as complete records."""
+    for item in arxiv_rss_entries(body, what=what):
+        yield item.complete() if isinstance(item, DeferredRecord) else item
+
+
+def arxiv_rss_entries(body: bytes, *, what: str) -> Iterator[Item]:
+    """The listing's entries, each deferred: identified and fingerprinted now,
+    normalised only if the store has not seen that exact entry."""
     parsed = parse_feed_xml(body, what=what)
     channel = parsed.root.find("channel")
     if parsed.root.tag != "rss" or channel is None:
@@ -127,21 +139,22 @@ def _describe(item: etree._Element) -> str:
     return normalise_space(item.findtext("guid") or item.findtext("link") or "")[:200]
 
 
-def _record(item: etree._Element) -> PaperRecord | SkippedEntry:
+def _record(item: etree._Element) -> DeferredRecord | SkippedEntry:
     # One pass over the children: ~3x faster than a findtext per field.
     fields: dict[str, str] = {}
-    categories_found: list[str] = []
+    categories: list[str] = []
+    said = [_PARSER]
     for child in item:
-        text = child.text or ""
-        if child.tag == "category":
-            categories_found.append(text.strip())
+        tag, text = child.tag, child.text or ""
+        said += (tag, text)
+        if tag == "category":
+            categories.append(text)
         else:
-            fields[child.tag] = text
+            fields[tag] = text
     guid = fields.get("guid", "")
-    link = fields.get("link", "")
     description = fields.get("description", "")
     header = _DESCRIPTION.match(description)
-    found = parse_arxiv_id(guid) or parse_arxiv_id(link)
+    found = parse_arxiv_id(guid) or parse_arxiv_id(fields.get("link", ""))
     if header is not None and found is None:
         found = parse_arxiv_id(header.group("id"))
     if found is None:
@@ -150,6 +163,22 @@ def _record(item: etree._Element) -> PaperRecord | SkippedEntry:
     title = fields.get("title")
     if title is None or not title.strip():
         return SkippedEntry("no title", arxiv_id)
+    return DeferredRecord(
+        canonical_id=canonical_id(arxiv_id=arxiv_id) or "",
+        # Of every child's text: all an entry says (these items carry no attributes).
+        fingerprint=hashlib.blake2b("\x1f".join(said).encode("utf-8"), digest_size=16).hexdigest(),
+        complete=partial(_complete, fields, categories, arxiv_id, version, header),
+    )
+
+
+def _complete(
+    fields: dict[str, str],
+    categories_found: list[str],
+    arxiv_id: str,
+    version: int | None,
+    header: re.Match[str] | None,
+) -> PaperRecord:
+    description = fields.get("description", "")
     announce = (
         (fields.get(f"{_ARXIV_NS}announce_type") or (header.group("type") if header else ""))
         .strip()
@@ -157,7 +186,7 @@ def _record(item: etree._Element) -> PaperRecord | SkippedEntry:
     )
     abstract = description[header.end() :] if header else description
     doi = fields.get(f"{_ARXIV_NS}DOI")
-    categories = tuple(dict.fromkeys(c for c in categories_found if c))
+    categories = tuple(dict.fromkeys(c.strip() for c in categories_found if c.strip()))
     links = {"abs": f"https://arxiv.org/abs/{arxiv_id}", "pdf": f"https://arxiv.org/pdf/{arxiv_id}"}
     normalised_doi = normalise_doi(doi) if doi else None
     if normalised_doi:
@@ -165,7 +194,7 @@ def _record(item: etree._Element) -> PaperRecord | SkippedEntry:
     authors = split_authors(fields.get(f"{_DC_NS}creator", ""))
     return PaperRecord(
         canonical_id=canonical_id(arxiv_id=arxiv_id) or "",
-        title=plain_text(title),
+        title=plain_text(fields.get("title", "")),
         abstract=plain_text(abstract),
         authors=authors,
         author_count=len(authors) or None,

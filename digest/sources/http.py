@@ -4,6 +4,8 @@ A descriptive User-Agent, timeouts, a cap on the response size, a minimum
 interval between requests to the same host (arXiv asks for one every 3 s),
 retries with backoff on 429/5xx and transport errors that honour ``Retry-After``,
 and conditional GET (ETag / Last-Modified) so an unchanged feed costs a 304.
+Many feeds send neither validator, so a digest of the last body is kept too: a
+body identical to the last one is "not modified" as well, and nothing is parsed.
 ``file://`` URLs are read from disk under the same size cap, with the file's
 modification time standing in for Last-Modified.
 """
@@ -11,6 +13,7 @@ modification time standing in for Last-Modified.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, MutableMapping
@@ -37,6 +40,12 @@ class Validators:
 
     etag: str | None = None
     last_modified: str | None = None
+    # Of the body last received: the same bytes again are not a change either.
+    digest: str | None = None
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -135,9 +144,13 @@ class Fetcher:
                 continue
             if not 200 <= status < 300:
                 raise HttpStatusError(key, status, body)
-            validators = Validators(headers.get("etag"), headers.get("last-modified"))
-            if validators.etag or validators.last_modified:
+            validators = Validators(
+                headers.get("etag"), headers.get("last-modified"), body_digest(body)
+            )
+            if conditional:
                 self.validators[key] = validators
+            if known and known.digest == validators.digest:
+                return None
             return Response(key, status, body, headers.get("content-type", ""), validators)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -168,15 +181,18 @@ class Fetcher:
             modified = email.utils.format_datetime(
                 datetime.fromtimestamp(stat.st_mtime, UTC), usegmt=True
             )
-            validators = Validators(
-                etag=f'"{stat.st_mtime_ns}-{stat.st_size}"', last_modified=modified
-            )
-            if conditional and self.validators.get(url) == validators:
+            etag = f'"{stat.st_mtime_ns}-{stat.st_size}"'
+            known = self.validators.get(url) if conditional else None
+            if known and (known.etag, known.last_modified) == (etag, modified):
                 return None
             body = path.read_bytes()
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        self.validators[url] = validators
+        validators = Validators(etag, modified, body_digest(body))
+        if conditional:
+            self.validators[url] = validators
+        if known and known.digest == validators.digest:
+            return None
         return Response(url, 200, body, "", validators)
 
     def _wait_for_turn(self, host: str) -> None:

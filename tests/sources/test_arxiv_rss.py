@@ -9,8 +9,13 @@ from datetime import date
 import httpx
 import pytest
 
-from digest.sources import Note, PaperRecord, SkippedEntry, SourceError
-from digest.sources.arxiv_rss import ArxivRssSource, parse_arxiv_rss, split_authors
+from digest.sources import DeferredRecord, Note, PaperRecord, SkippedEntry, SourceError
+from digest.sources.arxiv_rss import (
+    ArxivRssSource,
+    arxiv_rss_entries,
+    parse_arxiv_rss,
+    split_authors,
+)
 from tests.sources.conftest import Recorded, fixture_bytes
 
 COMBINED = "arxiv_rss/arxiv_rss_20-archives-combined_1504items_2024-11-28.xml.gz"
@@ -115,7 +120,7 @@ def test_the_source_fetches_its_categories_and_honours_not_modified(
     second = list(source.fetch())
 
     assert str(recorded.requests[0].url) == "https://rss.arxiv.org/rss/cs.AI+cs.LG"
-    assert [p.canonical_id for p in first if isinstance(p, PaperRecord)] == [
+    assert [p.canonical_id for p in first if isinstance(p, DeferredRecord)] == [
         "arxiv:2604.21935",
         "arxiv:2604.21936",
         "arxiv:2604.21937",
@@ -128,3 +133,16 @@ def test_an_http_error_is_a_source_error(serve: Callable[..., Recorded]) -> None
     source = ArxivRssSource(fetcher=recorded.fetcher, categories=["cs.AI"])
     with pytest.raises(SourceError, match="HTTP 404"):
         list(source.fetch())
+
+
+def test_entries_are_fingerprinted_as_written_and_completed_only_on_demand() -> None:
+    body = fixture_bytes(CS_AI)
+    first = [e for e in arxiv_rss_entries(body, what="test") if isinstance(e, DeferredRecord)]
+    again = [e for e in arxiv_rss_entries(body, what="test") if isinstance(e, DeferredRecord)]
+    edited = body.replace(b"Announce Type: new", b"Announce Type: new ", 1)
+    changed = [e for e in arxiv_rss_entries(edited, what="test") if isinstance(e, DeferredRecord)]
+
+    assert [e.fingerprint for e in first] == [e.fingerprint for e in again]
+    assert changed[0].fingerprint != first[0].fingerprint
+    assert [e.fingerprint for e in changed[1:]] == [e.fingerprint for e in first[1:]]
+    assert [e.complete() for e in first] == records(body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,3 +143,43 @@ def test_a_file_url_is_read_and_then_not_modified_until_it_changes(
 
     with pytest.raises(SourceError, match="cannot read"):
         fetcher.get((tmp_path / "missing.xml").as_uri())
+
+
+def test_the_same_body_again_is_not_modified_even_without_validators(
+    serve: Callable[..., Recorded],
+) -> None:
+    # Many feeds send neither ETag nor Last-Modified; re-parsing identical bytes
+    # would only find that nothing changed.
+    recorded = serve(
+        answers(
+            httpx.Response(200, content=b"<rss>1</rss>"),
+            httpx.Response(200, content=b"<rss>1</rss>"),
+            httpx.Response(200, content=b"<rss>2</rss>"),
+        )
+    )
+    assert recorded.fetcher.get(URL) is not None
+    assert recorded.fetcher.get(URL) is None
+    changed = recorded.fetcher.get(URL)
+    assert changed is not None and changed.body == b"<rss>2</rss>"
+
+
+def test_an_unconditional_fetch_always_answers_and_remembers_nothing(
+    serve: Callable[..., Recorded],
+) -> None:
+    same = httpx.Response(200, content=b"<feed/>", headers={"ETag": '"x"'})
+    recorded = serve(answers(same, httpx.Response(200, content=b"<feed/>")))
+    assert recorded.fetcher.get(URL, conditional=False) is not None
+    assert recorded.fetcher.get(URL, conditional=False) is not None
+    assert "if-none-match" not in recorded.requests[1].headers
+    assert recorded.fetcher.validators == {}
+
+
+def test_a_touched_file_with_the_same_bytes_is_not_modified(
+    serve: Callable[..., Recorded], tmp_path: Path
+) -> None:
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(b"<rss>1</rss>")
+    fetcher = serve(answers()).fetcher
+    assert fetcher.get(feed.as_uri()) is not None
+    os.utime(feed, ns=(1, 1))
+    assert fetcher.get(feed.as_uri()) is None
