@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import chain
 
 # New style since 2007 (4 or 5 digits after the dot), and the old archive/number style.
 _ARXIV = re.compile(
@@ -28,20 +29,31 @@ _DOI = re.compile(
 )
 
 
+# The archives of old-style ids (hep-th/9901001): an id of that shape under any
+# other name (``/news/1234567`` in a blog URL) is a coincidence, not a paper.
+OLD_ARCHIVES = frozenset(
+    """acc-phys adap-org alg-geom ao-sci astro-ph atom-ph bayes-an chao-dyn chem-ph cmp-lg
+    comp-gas cond-mat cs dg-ga funct-an gr-qc hep-ex hep-lat hep-ph hep-th math math-ph
+    mtrl-th nlin nucl-ex nucl-th patt-sol physics plasm-ph q-alg q-bio q-fin quant-ph
+    solv-int stat supr-con""".split()
+)
+
+
 def parse_arxiv_id(text: str) -> tuple[str, int | None] | None:
     """The arXiv id (without version) and version found in ``text``: a bare id, an
     ``oai:arXiv.org:`` guid or an arxiv.org URL. ``None`` when there is none."""
-    match = _ARXIV_URL.search(text) or _ARXIV.search(text)
-    if match is None:
-        return None
-    version = match.group("version")
-    identifier = match.group("id")
-    if "/" in identifier:
-        # Old-style archive names are lower case; the subject class keeps its case.
-        archive, number = identifier.split("/")
-        head, _, subject = archive.partition(".")
-        identifier = f"{head.lower()}{'.' + subject.upper() if subject else ''}/{number}"
-    return identifier, int(version) if version else None
+    for match in chain(_ARXIV_URL.finditer(text), _ARXIV.finditer(text)):
+        identifier = match.group("id")
+        if "/" in identifier:
+            # Old-style archive names are lower case; the subject class keeps its case.
+            archive, number = identifier.split("/")
+            head, _, subject = archive.partition(".")
+            if head.lower() not in OLD_ARCHIVES:
+                continue
+            identifier = f"{head.lower()}{'.' + subject.upper() if subject else ''}/{number}"
+        version = match.group("version")
+        return identifier, int(version) if version else None
+    return None
 
 
 def normalise_doi(text: str) -> str | None:

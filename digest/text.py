@@ -23,6 +23,8 @@ logging.getLogger("pylatexenc").setLevel(logging.CRITICAL)
 _MARKUP = re.compile(r"[<&]")
 # A whole tag, raw or escaped once: what makes a "plain text" field suspicious.
 # Maths such as ``$x<y$`` or ``a < b`` is not a tag and is left alone.
+# Where HTML separates words by layout alone: "<p>One.</p><p>Two.</p>" is "One. Two.".
+_BLOCK_TAG = re.compile(r"<(?:/?(?:p|div|li|ul|ol|h[1-6]|blockquote|tr|td|th|table)|br)\b", re.I)
 _TAG = re.compile(r"(?:<|&lt;)/?[a-zA-Z][a-zA-Z0-9-]*(?:\s[^<>]*)?/?(?:>|&gt;)")
 # The parts of a text that are LaTeX: maths, and macros with their braced arguments
 # (``\'e``, ``{\l}``, ``\textbf{x}``). Converting these spans alone, each once (the
@@ -56,13 +58,19 @@ def plain_text(text: str, *, is_html: bool = False) -> str:
     """
     if not is_html and (("<" not in text and "&lt;" not in text) or not _TAG.search(text)):
         return normalise_space(text)
-    for _ in range(3):
+    if is_html:
+        text = _BLOCK_TAG.sub(r" \g<0>", text)
+    for _ in range(4):
         if not _MARKUP.search(text):
             break
         cleaned = html.unescape(nh3.clean(text, tags=set()))
         if cleaned == text:
             break
         text = cleaned
+    else:
+        # Escaped more times than any real feed does: whatever still looks like
+        # a tag goes, rather than be stored for a later reader to unescape.
+        text = _TAG.sub("", text)
     return normalise_space(text)
 
 

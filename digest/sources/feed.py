@@ -45,23 +45,7 @@ _LABELLED = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _ABSTRACT_LABELS = ("summary", "abstract")
-# Where HTML separates words by layout alone: "<p>One.</p><p>Two.</p>" is "One. Two.".
-_BLOCK_TAG = re.compile(r"<(?:/?(?:p|div|li|ul|ol|h[1-6]|blockquote|tr|td|th|table)|br)\b", re.I)
 _NAME_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*|\s+and\s+")
-# Old-style arXiv archives (hep-th/9901001). An id of that shape elsewhere in a URL
-# (``/news/1234567``) is a coincidence, not a paper.
-_OLD_ARXIV_ARCHIVES = frozenset(
-    name
-    for line in (
-        "acc-phys adap-org alg-geom ao-sci astro-ph atom-ph bayes-an chao-dyn chem-ph cmp-lg",
-        "comp-gas cond-mat cs dg-ga funct-an gr-qc hep-ex hep-lat hep-ph hep-th math math-ph",
-        "mtrl-th nlin nucl-ex nucl-th patt-sol physics plasm-ph q-alg q-bio q-fin quant-ph",
-        "solv-int stat supr-con",
-    )
-    for name in line.split()
-)
-
-
 @dataclass(frozen=True)
 class FeedMapping:
     """Where a feed keeps each paper field; names are feedparser's entry keys
@@ -259,12 +243,8 @@ def _arxiv_id(entry: Any, names: tuple[str, ...]) -> tuple[str, int | None] | No
     for name in names:
         text = _text(entry.get(name))
         found = parse_arxiv_id(text) if text else None
-        if found is None:
-            continue
-        arxiv_id = found[0]
-        if "/" in arxiv_id and arxiv_id.split("/")[0].split(".")[0] not in _OLD_ARXIV_ARCHIVES:
-            continue
-        return found
+        if found is not None:
+            return found
     return None
 
 
@@ -384,8 +364,7 @@ def _date_from_text(raw: str) -> date | None:
 
 
 def _html_text(html: str | None) -> str:
-    """HTML as plain text, with block-level elements kept apart by a space."""
-    return plain_text(_BLOCK_TAG.sub(r" \g<0>", html), is_html=True) if html else ""
+    return plain_text(html, is_html=True) if html else ""
 
 
 def _count(html: str | None) -> int | None:
