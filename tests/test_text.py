@@ -12,9 +12,9 @@ def test_html_paragraphs_keep_their_words_apart() -> None:
 
 def test_scripts_and_escaped_markup_never_survive() -> None:
     assert plain_text("Hi <script>alert(1)</script>there") == "Hi there"
-    assert plain_text("&lt;b&gt;bold&lt;/b&gt; &amp;amp;amp;lt;i&amp;amp;amp;gt;x", is_html=True) == (
-        "bold x"
-    )
+    assert plain_text(
+        "&lt;b&gt;bold&lt;/b&gt; &amp;amp;amp;lt;i&amp;amp;amp;gt;x", is_html=True
+    ) == ("bold x")
 
 
 def test_maths_with_angle_brackets_is_not_markup() -> None:

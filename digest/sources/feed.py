@@ -46,6 +46,8 @@ _LABELLED = re.compile(
 )
 _ABSTRACT_LABELS = ("summary", "abstract")
 _NAME_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*|\s+and\s+")
+
+
 @dataclass(frozen=True)
 class FeedMapping:
     """Where a feed keeps each paper field; names are feedparser's entry keys
