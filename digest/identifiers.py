@@ -32,7 +32,7 @@ _DOI = re.compile(
 # The archives of old-style ids (hep-th/9901001): an id of that shape under any
 # other name (``/news/1234567`` in a blog URL) is a coincidence, not a paper.
 OLD_ARCHIVES = frozenset(
-    [
+    (
         "acc-phys",
         "adap-org",
         "alg-geom",
@@ -69,7 +69,7 @@ OLD_ARCHIVES = frozenset(
         "solv-int",
         "stat",
         "supr-con",
-    ]
+    )
 )
 
 
