@@ -30,17 +30,13 @@ import os
 import re
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.db import make_engine, make_session_factory, unit_of_work
+from digest.db import make_engine, make_session_factory, scratch_postgres_database, unit_of_work
 from digest.ingest import ingest
 from digest.migrate import upgrade
 from digest.papers import store_papers
@@ -69,20 +65,6 @@ def synthetic_feed(real: bytes, count: int) -> bytes:
         new_id = f"{9001 + i // 99_999}.{i % 99_999 + 1:05d}"
         out.append(id_pattern.sub(new_id, items[i % len(items)]))
     return (text_[:start] + "\n".join(out) + text_[end:]).encode("utf-8")
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    name = f"digest_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run(url: str, body: bytes, label: str, *, backend: str, folder: Path) -> None:
@@ -211,7 +193,7 @@ def main() -> None:
         where_time_goes(label, body)
         with tempfile.TemporaryDirectory() as name:
             folder = Path(name)
-            with postgres_database(args.postgres) as url:
+            with scratch_postgres_database(args.postgres, "digest_bench") as url:
                 run(url, body, label, backend="postgresql", folder=folder)
             run(f"sqlite:///{folder}/bench.db", body, label, backend="sqlite", folder=folder)
 

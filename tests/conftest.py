@@ -11,20 +11,18 @@ from the context managers here.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from digest.db import make_engine
+from digest.db import make_engine, scratch_postgres_database
 from digest.migrate import upgrade
 from digest.smtp_sink import SmtpSink
 
@@ -35,19 +33,9 @@ REDIS_URL = os.environ.get("DIGEST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-@contextmanager
-def fresh_postgres_database(prefix: str = "digest_test") -> Iterator[str]:
+def fresh_postgres_database(prefix: str = "digest_test") -> AbstractContextManager[str]:
     """A new, empty PostgreSQL database for this run; dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_postgres_database(POSTGRES_URL, prefix)
 
 
 @contextmanager
