@@ -10,12 +10,12 @@ from typing import Any
 from jinja2 import Environment
 
 from config.settings import Settings
+from digest.links import Links
 from digest.mailer import ListUnsubscribe, build_message
 from digest.models import Frequency, Paper, Subscriber
 from digest.ranking import Pick
 from digest.rendering import make_environment, render_email
 from digest.schedule import edition_label
-from digest.tokens import Purpose, Signer
 
 SUMMARY_WORDS = 70
 
@@ -39,18 +39,11 @@ class DigestComposer:
     def __init__(self, settings: Settings, environment: Environment | None = None) -> None:
         self.settings = settings
         self.environment = environment or make_environment(settings.templates_dir)
-        self.signer = Signer(settings.secret_key)
+        self.links = Links(settings)
         self._papers: dict[int, dict[str, Any]] = {}
 
     def unsubscribe_links(self, subscriber: Subscriber) -> ListUnsubscribe:
-        token = self.signer.sign(
-            Purpose.UNSUBSCRIBE, subscriber_id=subscriber.id, version=subscriber.token_version
-        )
-        base = self.settings.base_url.rstrip("/")
-        return ListUnsubscribe(
-            https_url=f"{base}/unsubscribe/{token}",
-            mailto=f"mailto:{self.settings.unsubscribe_mailto}?subject=unsubscribe%20{token}",
-        )
+        return self.links.unsubscribe(subscriber)
 
     def _paper_context(self, paper: Paper) -> dict[str, Any]:
         # Per paper, not per reader: a paper appears in many readers' digests.
@@ -79,6 +72,7 @@ class DigestComposer:
             "frequency_label": ("weekly" if subscriber.frequency == Frequency.WEEKLY else "daily"),
             "edition_label": edition_label(edition),
             "unsubscribe_url": unsubscribe.https_url,
+            "preferences_url": self.links.preferences(subscriber),
             "picks": [{**self._paper_context(pick.paper), "reason": pick.reason} for pick in picks],
         }
         rendered = render_email(self.environment, "digest", context)

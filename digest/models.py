@@ -183,6 +183,10 @@ class Subscriber(Base):
         _enum(SubscriberStatus, "subscriber_status"), default=SubscriberStatus.PENDING, index=True
     )
     interests: Mapped[str] = mapped_column(Text, default="")
+    followed_authors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # arXiv categories (cs.CL, stat.ML) whose papers this reader wants.
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    excluded_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
     frequency: Mapped[Frequency] = mapped_column(
         _enum(Frequency, "frequency"), default=Frequency.DAILY
     )
@@ -193,6 +197,10 @@ class Subscriber(Base):
     papers_per_digest: Mapped[int] = mapped_column(default=5)
     # Bumped to revoke every link signed for this subscriber so far.
     token_version: Mapped[int] = mapped_column(default=1)
+    # In each confirmation link; bumped when one is used, so each works once.
+    confirm_nonce: Mapped[int] = mapped_column(default=0)
+    # A new address waiting for its owner to confirm it; the old one stays until then.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -17,6 +17,10 @@ class Purpose(enum.StrEnum):
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
     CONFIRM = "confirm"
+    # Confirms a new address: the link goes to that address, not the current one.
+    CHANGE_EMAIL = "change-email"
+    # Proves a form was served by us to the holder of a preferences link.
+    FORM = "form"
 
 
 # How long a link stays valid: unsubscribe links must outlive any old email a
@@ -25,6 +29,8 @@ MAX_AGE_SECONDS = {
     Purpose.UNSUBSCRIBE: 365 * 24 * 3600,
     Purpose.PREFERENCES: 365 * 24 * 3600,
     Purpose.CONFIRM: 48 * 3600,
+    Purpose.CHANGE_EMAIL: 48 * 3600,
+    Purpose.FORM: 12 * 3600,
 }
 
 
@@ -38,6 +44,8 @@ class InvalidToken(Exception):
 class TokenClaims:
     subscriber_id: int
     version: int
+    # Single-use links carry the subscriber's nonce of the moment they were sent.
+    nonce: int | None = None
 
 
 class Signer:
@@ -47,8 +55,11 @@ class Signer:
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self._secret_key, salt=f"digest.{purpose.value}")
 
-    def sign(self, purpose: Purpose, *, subscriber_id: int, version: int) -> str:
-        token: str = self._serializer(purpose).dumps([subscriber_id, version])
+    def sign(
+        self, purpose: Purpose, *, subscriber_id: int, version: int, nonce: int | None = None
+    ) -> str:
+        claims = [subscriber_id, version] if nonce is None else [subscriber_id, version, nonce]
+        token: str = self._serializer(purpose).dumps(claims)
         return token
 
     def verify(self, purpose: Purpose, token: str) -> TokenClaims:
@@ -60,8 +71,8 @@ class Signer:
             raise InvalidToken("this link is not valid") from exc
         if (
             not isinstance(payload, list)
-            or len(payload) != 2
-            or not all(isinstance(v, int) for v in payload)
+            or len(payload) not in (2, 3)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
         ):
             raise InvalidToken("this link is not valid")
-        return TokenClaims(subscriber_id=payload[0], version=payload[1])
+        return TokenClaims(*payload)

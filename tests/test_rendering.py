@@ -22,6 +22,7 @@ def digest_context(**overrides: object) -> dict[str, object]:
         "frequency_label": "daily",
         "edition_label": "Saturday 21 November 2026",
         "unsubscribe_url": "https://digest.example.org/unsubscribe/TOKEN",
+        "preferences_url": "https://digest.example.org/preferences/TOKEN",
         "picks": [
             {
                 "title": "Kinetic Typography Diffusion Model",
