@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=200, ge=1, le=5000)
     send_max_attempts: int = Field(default=5, ge=1)
 
+    # Where rate-limit counters live: empty is this process's memory (the embedded
+    # default has one web process); production shares them in Redis.
+    rate_limit_url: str = ""
+    # Per client IP, for the subscribe form (``limits`` notation, "10/hour").
+    subscribe_limit_per_ip: str = "10/hour"
+    # Confirmation emails to one address: what stops the form bombing an inbox.
+    confirm_limit_per_address: str = "1/2minutes;3/day"
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:

@@ -21,6 +21,7 @@ from digest.delivery import Outcome, send_delivery
 from digest.digests import DigestComposer
 from digest.ingest import Progress, SourceSummary, ingest
 from digest.mailer import SmtpConfig, SmtpSender
+from digest.notices import NoticeComposer
 from digest.ranking import PopularityRanker, Ranker
 from digest.sources.registry import (
     build_source,
@@ -28,6 +29,7 @@ from digest.sources.registry import (
     make_fetcher,
     source_for,
 )
+from digest.subscribers import Notice
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,25 @@ class Runtime:
                     )
         log.info("sent batch of %d: %s", len(delivery_ids), result.counts())
         return result
+
+    @cached_property
+    def notices(self) -> NoticeComposer:
+        return NoticeComposer(self.settings, self.composer.environment)
+
+    def send_notice(
+        self, notice: Notice, subscriber_id: int, *, now: datetime | None = None
+    ) -> bool:
+        """Send one subscription notice; False when it no longer applies. Raises
+        :class:`digest.mailer.SendError` when the SMTP server refuses or fails."""
+        with unit_of_work(self.session_factory) as session:
+            message = self.notices.compose(session, notice, subscriber_id, now=now or utcnow())
+        if message is None:
+            log.info("notice %s for subscriber %s no longer applies", notice, subscriber_id)
+            return False
+        with self.sender.connection() as connection:
+            connection.send(message)
+        log.info("sent %s notice to subscriber %s", notice, subscriber_id)
+        return True
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:

@@ -39,7 +39,27 @@ def digest_context(**overrides: object) -> dict[str, object]:
     return context
 
 
-CONTEXTS = {"digest": digest_context}
+def notice_context(**overrides: object) -> dict[str, object]:
+    context: dict[str, object] = {
+        "site_name": "digest",
+        "email": "reader@example.org",
+        "new_email": "new@example.org",
+        "hours": 48,
+        "frequency_label": "daily",
+        "confirm_url": "https://digest.example.org/confirm/TOKEN",
+        "preferences_url": "https://digest.example.org/preferences/TOKEN",
+        "paused": False,
+    }
+    context.update(overrides)
+    return context
+
+
+CONTEXTS = {
+    "digest": digest_context,
+    "confirm": notice_context,
+    "already_subscribed": notice_context,
+    "confirm_email_change": notice_context,
+}
 
 
 def test_every_email_type_has_a_context_in_this_test() -> None:
@@ -52,6 +72,7 @@ def test_every_email_type_renders_subject_text_and_inlined_html(name: str) -> No
     assert rendered.subject and "\n" not in rendered.subject
     assert rendered.text.strip()
     assert rendered.html.startswith("<!DOCTYPE html>")
+    assert "TOKEN" in rendered.text and "TOKEN" in rendered.html
     # Styles sit on the elements, where email clients read them.
     assert 'class="paper-link"' in rendered.html
     assert 'style="color:#1d4ed8; text-decoration:none"' in rendered.html

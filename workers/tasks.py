@@ -15,7 +15,9 @@ from sqlalchemy.exc import OperationalError
 
 from digest.db import after_commit, unit_of_work, utcnow
 from digest.delivery import claim_due_deliveries, retry_delay, stale_deliveries
+from digest.mailer import SendError
 from digest.runtime import Runtime, chunks
+from digest.subscribers import Notice
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +69,17 @@ def send_batch_task(self: Task, delivery_ids: list[int]) -> dict[str, int]:
             retries=attempt,
         )
     return result.counts()
+
+
+@shared_task(bind=True, name="digest.send_notice", acks_late=True, **_TRANSIENT)
+def send_notice_task(self: Task, notice: str, subscriber_id: int) -> bool:
+    try:
+        return _runtime(self).send_notice(Notice(notice), subscriber_id)
+    except SendError as exc:
+        attempt = self.request.retries or 0
+        # In process (the embedded default) the request that asked is waiting: log
+        # it and let the person ask again rather than hold them up with retries.
+        if exc.permanent or attempt >= 5 or getattr(self.app, "in_process", False):
+            log.warning("notice %s to subscriber %s not sent: %s", notice, subscriber_id, exc)
+            return False
+        raise self.retry(exc=exc, countdown=retry_delay(attempt + 1).total_seconds()) from exc
