@@ -5,7 +5,8 @@ time, and returns ordered picks with a human reason each. It never proposes a
 paper the reader has already been sent.
 
 This first ranker is deliberately simple: papers first seen within the candidate
-window, those matching more of the reader's interests first, then the most
+window, minus any that mention a keyword the reader excluded; those matching more
+of the reader's interests, followed authors and categories first, then the most
 upvoted, then the most recently published.
 """
 
@@ -72,11 +73,18 @@ class PopularityRanker:
             )
         ).all()
         terms = interest_terms(subscriber.interests)
+        excluded = [k.casefold() for k in subscriber.excluded_keywords]
+        authors = {a.casefold() for a in subscriber.followed_authors}
+        categories = set(subscriber.categories)
 
         scored = []
         for paper, upvotes in rows:
             text = f"{paper.title}\n{paper.abstract}".casefold()
+            if any(_contains_phrase(text, keyword) for keyword in excluded):
+                continue
             matched = [t for t in terms if _contains_phrase(text, t)]
+            matched += [f"by {name}" for name in paper.authors if name.casefold() in authors]
+            matched += [f"in {c}" for c in paper.categories if c in categories]
             scored.append((paper, upvotes, matched))
         scored.sort(
             key=lambda item: (

@@ -163,6 +163,7 @@ def test_compose_environment_points_at_the_stack() -> None:
             "postgresql+psycopg://digest:digest@postgres:5432/digest"
         )
         assert env["DIGEST_BROKER_URL"] == "redis://redis:6379/0"
+        assert env["DIGEST_RATE_LIMIT_URL"] == "redis://redis:6379/1"
         assert env["DIGEST_SMTP_URL"] == "smtp://mailpit:1025"
         assert env["DIGEST_SECRET_KEY"] == TEST_SECRET
         assert env["DIGEST_BASE_URL"] and env["DIGEST_FROM_ADDRESS"]
@@ -215,6 +216,8 @@ class Stack:
         env.update(
             DIGEST_DATABASE_URL=self.database_url,
             DIGEST_BROKER_URL=self.broker_url,
+            # limits keeps its counters under its own key prefix: the broker's Redis will do.
+            DIGEST_RATE_LIMIT_URL=self.broker_url,
             DIGEST_SMTP_URL=self.smtp_url,
             DIGEST_SECRET_KEY=TEST_SECRET,
             # The image sets DIGEST_DATA_DIR=/app/data; here, a temporary directory.

@@ -76,3 +76,26 @@ def test_interest_terms_are_split_and_deduplicated() -> None:
         "diffusion",
         "image editing",
     ]
+
+
+def test_excluded_keywords_keep_papers_out_whatever_their_popularity(session: Session) -> None:
+    make_paper(session, title="A blockchain for model weights", upvotes=900)
+    kept = make_paper(session, title="Sparse attention", upvotes=5)
+    reader = make_subscriber(session, excluded_keywords=["Blockchain"], papers_per_digest=5)
+
+    assert [p.paper.id for p in RANKER.pick(session, reader, now=NOW)] == [kept.id]
+
+
+def test_followed_authors_and_categories_count_as_matches(session: Session) -> None:
+    make_paper(session, upvotes=300)
+    by_author = make_paper(session, authors=["Yann LeCun", "Someone Else"], upvotes=1)
+    in_category = make_paper(session, categories=["cs.CL"], upvotes=2)
+    reader = make_subscriber(
+        session, followed_authors=["yann lecun"], categories=["cs.CL"], papers_per_digest=3
+    )
+
+    picks = RANKER.pick(session, reader, now=NOW)
+
+    assert [p.paper.id for p in picks[:2]] == [in_category.id, by_author.id]
+    assert picks[1].reason == "matches: by Yann LeCun · 1 upvote"
+    assert picks[0].reason == "matches: in cs.CL · 2 upvotes"

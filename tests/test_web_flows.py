@@ -16,11 +16,13 @@ from sqlalchemy import Engine, func, select
 
 from config.settings import Settings
 from digest.db import make_session_factory, unit_of_work
+from digest.delivery import Outcome
 from digest.links import Links
 from digest.models import Delivery, Frequency, Subscriber, SubscriberStatus
+from digest.runtime import Runtime
 from digest.smtp_sink import SmtpSink
 from digest.web.app import create_app
-from tests.factories import NOW, make_subscriber
+from tests.factories import NOW, make_paper, make_subscriber
 from tests.test_web import database_url, engine  # noqa: F401 - shared fixtures
 
 URL = re.compile(r"https://digest\.example\.org(/[\w/.-]+)")
@@ -396,3 +398,32 @@ def test_a_link_for_one_purpose_does_not_open_another(
     ):
         assert response.status_code == 400 and "We could not use this link" in response.text
     assert subscriber(engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+
+
+def test_a_digest_already_queued_is_not_sent_after_a_one_click_unsubscribe(
+    client: TestClient,
+    web_settings: Settings,
+    smtp_sink: SmtpSink,
+    engine: Engine,  # noqa: F811
+) -> None:
+    reader = make_reader(engine)
+    with unit_of_work(make_session_factory(engine)) as session:
+        make_paper(session, first_seen_at=NOW, upvotes=10)
+        queued = Delivery(subscriber_id=reader.id, edition="2026-11-21", created_at=NOW)
+        session.add(queued)
+        session.flush()
+        delivery_id = queued.id
+    one_click = client.post(
+        Links(web_settings).unsubscribe(reader).https_url.removeprefix(web_settings.base_url),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert one_click.status_code == 200
+
+    runtime = Runtime(web_settings)
+    try:
+        result = runtime.send_batch([delivery_id], now=NOW)
+    finally:
+        runtime.dispose()
+    assert result.outcomes == {delivery_id: Outcome.SKIPPED}
+    assert smtp_sink.messages() == []
