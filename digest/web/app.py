@@ -161,6 +161,21 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
         form = await request.form()
         return {key: value for key, value in form.items() if isinstance(value, str)}
 
+    Action = Callable[[Session, Subscriber, dict[str, str]], HTMLResponse]
+
+    async def signed_form(
+        request: Request, purpose: Purpose, token: str, act: Action
+    ) -> HTMLResponse:
+        """Run ``act`` for the link's subscriber, once the form proves it is ours."""
+        fields = await form_fields(request)
+
+        def run(session: Session) -> HTMLResponse:
+            subscriber, _ = holder(session, purpose, token)
+            check_form_token(subscriber, fields)
+            return act(session, subscriber, fields)
+
+        return await transaction(run)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
@@ -372,11 +387,7 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
 
     @app.post("/preferences/{token}", response_class=HTMLResponse)
     async def preferences_post(token: str, request: Request) -> HTMLResponse:
-        fields = await form_fields(request)
-
-        def save(session: Session) -> HTMLResponse:
-            subscriber, _ = holder(session, Purpose.PREFERENCES, token)
-            check_form_token(subscriber, fields)
+        def save(session: Session, subscriber: Subscriber, fields: dict[str, str]) -> HTMLResponse:
             try:
                 preferences = parse_preferences(fields)
             except InvalidPreferences as exc:
@@ -387,16 +398,12 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
             apply_preferences(subscriber, preferences)
             return preferences_page(subscriber, token, notice="Your preferences are saved.")
 
-        return await transaction(save)
+        return await signed_form(request, Purpose.PREFERENCES, token, save)
 
     @app.post("/preferences/{token}/pause", response_class=HTMLResponse)
     async def pause_post(token: str, request: Request) -> HTMLResponse:
-        fields = await form_fields(request)
-        paused = fields.get("paused") == "1"
-
-        def pause(session: Session) -> HTMLResponse:
-            subscriber, _ = holder(session, Purpose.PREFERENCES, token)
-            check_form_token(subscriber, fields)
+        def pause(session: Session, subscriber: Subscriber, fields: dict[str, str]) -> HTMLResponse:
+            paused = fields.get("paused") == "1"
             changed = set_paused(subscriber, paused)
             notice = (
                 ("Digests are paused." if paused else "Digests are back on.")
@@ -405,15 +412,13 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
             )
             return preferences_page(subscriber, token, notice=notice)
 
-        return await transaction(pause)
+        return await signed_form(request, Purpose.PREFERENCES, token, pause)
 
     @app.post("/preferences/{token}/email", response_class=HTMLResponse)
     async def email_post(token: str, request: Request) -> HTMLResponse:
-        fields = await form_fields(request)
-
-        def change(session: Session) -> HTMLResponse:
-            subscriber, _ = holder(session, Purpose.PREFERENCES, token)
-            check_form_token(subscriber, fields)
+        def change(
+            session: Session, subscriber: Subscriber, fields: dict[str, str]
+        ) -> HTMLResponse:
             try:
                 outcome = request_email_change(session, subscriber, fields.get("new_email", ""))
             except SubscriberError as exc:
@@ -434,7 +439,7 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
                 "Your digests move there once you follow it.",
             )
 
-        return await transaction(change)
+        return await signed_form(request, Purpose.PREFERENCES, token, change)
 
     @app.get("/preferences/{token}/data.json")
     async def download_data(token: str) -> Response:
@@ -465,11 +470,7 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
 
     @app.post("/preferences/{token}/delete", response_class=HTMLResponse)
     async def delete_post(token: str, request: Request) -> HTMLResponse:
-        fields = await form_fields(request)
-
-        def erase(session: Session) -> HTMLResponse:
-            subscriber, _ = holder(session, Purpose.PREFERENCES, token)
-            check_form_token(subscriber, fields)
+        def erase(session: Session, subscriber: Subscriber, fields: dict[str, str]) -> HTMLResponse:
             erase_subscriber(session, subscriber)
             return message(
                 "Your data is deleted",
@@ -477,7 +478,7 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
                 "You will receive nothing more from us.",
             )
 
-        return await transaction(erase)
+        return await signed_form(request, Purpose.PREFERENCES, token, erase)
 
     # -- unsubscribe ----------------------------------------------------------------
 
@@ -515,11 +516,9 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
 
     @app.post("/unsubscribe/{token}/resubscribe", response_class=HTMLResponse)
     async def resubscribe_post(token: str, request: Request) -> HTMLResponse:
-        fields = await form_fields(request)
-
-        def come_back(session: Session) -> HTMLResponse:
-            subscriber, _ = holder(session, Purpose.UNSUBSCRIBE, token)
-            check_form_token(subscriber, fields)
+        def come_back(
+            session: Session, subscriber: Subscriber, fields: dict[str, str]
+        ) -> HTMLResponse:
             resubscribe(subscriber, now=utcnow())
             return message(
                 "Welcome back",
@@ -527,6 +526,6 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
                 link=(links.preferences(subscriber), "Manage your preferences"),
             )
 
-        return await transaction(come_back)
+        return await signed_form(request, Purpose.UNSUBSCRIBE, token, come_back)
 
     return app
