@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -160,3 +162,122 @@ def test_worker_without_a_broker_says_what_is_missing(tmp_path: Path) -> None:
     result = run("worker", env={"DIGEST_BROKER_URL": ""}, cwd=tmp_path)
     assert result.returncode == 1
     assert "DIGEST_BROKER_URL is not set" in result.stderr
+
+
+def test_export_then_import_moves_subscribers_to_a_new_database(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    for args in (
+        ["ada@example.org", "--confirmed", "--interests", "diffusion, LLMs", "--send-hour", "18"],
+        ["bob@example.org", "--frequency", "weekly", "--timezone", "Asia/Tokyo", "--papers", "9"],
+    ):
+        assert run("subscribers", "add", *args, env=env, cwd=tmp_path).returncode == 0
+    exported = run("subscribers", "export", "--output", "out.csv", env=env, cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stderr.strip() == "2 subscriber(s) exported"
+    new_env = {**env, "DIGEST_DATA_DIR": str(tmp_path / "new")}
+    assert run("db", "upgrade", env=new_env, cwd=tmp_path).returncode == 0
+
+    imported = run("subscribers", "import", "out.csv", env=new_env, cwd=tmp_path)
+
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == "imported 2, skipped 0 existing, 0 invalid"
+    # Everything but the timestamps and status (pending: imported without --confirmed).
+    old, new = (
+        [
+            {k: v for k, v in row.items() if k not in ("status", "created_at", "confirmed_at")}
+            for row in csv.DictReader(io.StringIO(result.stdout, newline=""))
+        ]
+        for result in (
+            run("subscribers", "export", env=env, cwd=tmp_path),
+            run("subscribers", "export", env=new_env, cwd=tmp_path),
+        )
+    )
+    assert new == old
+    assert len(new) == 2
+    listed = run("subscribers", "list", env=new_env, cwd=tmp_path)
+    assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["pending", "pending"]
+
+
+def test_import_reports_bad_rows_by_line_and_imports_the_rest(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    run("subscribers", "add", "ada@example.org", env=env, cwd=tmp_path)
+    (tmp_path / "in.csv").write_text(
+        "email,send_hour\nADA@example.org,9\nnot-an-address,\nbob@example.org,25\ncy@example.org,8\n"
+    )
+
+    result = run("subscribers", "import", "in.csv", "--confirmed", env=env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stdout.strip() == "imported 1, skipped 1 existing, 2 invalid"
+    assert [line.split(":")[0] for line in result.stderr.splitlines()] == ["line 3", "line 4"]
+    listed = run("subscribers", "list", env=env, cwd=tmp_path)
+    assert listed.stdout.splitlines() == [
+        "ada@example.org\tpending\tdaily\t07:00 UTC\t",
+        "cy@example.org\tactive\tdaily\t08:00 UTC\t",
+    ]
+
+
+def test_import_of_an_unreadable_file_is_one_clear_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = run("subscribers", "import", "missing.csv", env=env, cwd=tmp_path)
+    (tmp_path / "bad.csv").write_text("mail\nada@example.org\n")
+    bad_header = run("subscribers", "import", "bad.csv", env=env, cwd=tmp_path)
+
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "error: cannot read missing.csv: No such file or directory",
+    )
+    assert bad_header.returncode == 2
+    assert bad_header.stderr.startswith("error: unknown column(s) 'mail' in the header")
+    assert len(bad_header.stderr.strip().splitlines()) == 1
+
+
+def test_counts_shows_every_status(env: dict[str, str], tmp_path: Path) -> None:
+    run("subscribers", "add", "ada@example.org", "--confirmed", env=env, cwd=tmp_path)
+    run("subscribers", "add", "bob@example.org", env=env, cwd=tmp_path)
+    run("subscribers", "add", "cy@example.org", env=env, cwd=tmp_path)
+
+    result = run("subscribers", "counts", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "pending\t2",
+        "active\t1",
+        "paused\t0",
+        "unsubscribed\t0",
+        "bounced\t0",
+    ]
+    assert result.stderr.strip() == "3 subscriber(s)"
+
+
+def test_links_prints_working_links_for_support(env: dict[str, str], tmp_path: Path) -> None:
+    from digest.tokens import Purpose, Signer
+
+    env = {**env, "DIGEST_SECRET_KEY": "cli-links-secret", "DIGEST_BASE_URL": "https://d.example"}
+    run("subscribers", "add", "ada@example.org", "--confirmed", env=env, cwd=tmp_path)
+
+    result = run("subscribers", "links", "Ada@Example.org", env=env, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    (label1, preferences), (label2, unsubscribe) = (
+        line.split() for line in result.stdout.splitlines()
+    )
+    assert (label1, label2) == ("preferences", "unsubscribe")
+    signer = Signer("cli-links-secret")
+    prefix = "https://d.example/preferences/"
+    assert preferences.startswith(prefix)
+    assert signer.verify(Purpose.PREFERENCES, preferences.removeprefix(prefix)).subscriber_id == 1
+    prefix = "https://d.example/unsubscribe/"
+    assert unsubscribe.startswith(prefix)
+    assert signer.verify(Purpose.UNSUBSCRIBE, unsubscribe.removeprefix(prefix)).subscriber_id == 1
+
+
+def test_links_for_an_unknown_address_fails_plainly(env: dict[str, str], tmp_path: Path) -> None:
+    result = run("subscribers", "links", "nobody@example.org", env=env, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip() == "error: no subscriber with the address nobody@example.org"
