@@ -31,12 +31,19 @@ class SubscriberError(ValueError):
     """Bad input about a subscriber, worded for the person who typed it."""
 
 
+class InvalidEmail(SubscriberError):
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(f"invalid email address {address!r}: {detail}")
+        # What is wrong, without echoing the input (for a form, which shows it anyway).
+        self.detail = detail
+
+
 def normalise_email(address: str) -> str:
     try:
         # No DNS: deliverability is proven by the confirmation email, not a lookup.
         result = validate_email(address.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise SubscriberError(f"invalid email address {address!r}: {exc}") from exc
+        raise InvalidEmail(address, str(exc)) from exc
     # RFC 5321 lets a server treat local parts case-sensitively, but no real
     # mailbox provider does; one person must not become two subscribers.
     return result.normalized.lower()

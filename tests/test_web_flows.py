@@ -144,7 +144,8 @@ def test_a_bot_filling_the_hidden_field_gets_the_same_page_and_nothing_happens(
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"email": "not an address"}, "email", "invalid email address"),
+        ({"email": "not an address"}, "email", "Please enter a valid email address"),
+        ({"email": ""}, "email", "Please enter your email address."),
         ({"email": "a@example.org", "frequency": "hourly"}, "frequency", "daily or weekly"),
         ({"email": "a@example.org", "interests": "x" * 2001}, "interests", "at most 2000"),
     ],
@@ -162,7 +163,7 @@ def test_a_bad_form_comes_back_with_a_message_and_what_was_typed(
     assert f'id="{field}-error"' in answer.text and message in answer.text
     assert 'aria-invalid="true"' in answer.text or field == "frequency"
     if field == "email":
-        assert 'value="not an address"' in answer.text
+        assert f'value="{fields["email"]}"' in answer.text
     assert subscriber(engine, "a@example.org") is None
     assert smtp_sink.messages() == []
 
@@ -366,6 +367,7 @@ def test_download_my_data_and_delete_me(
     # Every old link now says the subscription is gone, without an error page.
     gone = client.get(path)
     assert gone.status_code == 404 and "no longer exists" in gone.text
+    assert "subscribe again" in gone.text
 
 
 def test_unsubscribed_by_mistake_resubscribes_from_the_same_page(
@@ -427,3 +429,11 @@ def test_a_digest_already_queued_is_not_sent_after_a_one_click_unsubscribe(
         runtime.dispose()
     assert result.outcomes == {delivery_id: Outcome.SKIPPED}
     assert smtp_sink.messages() == []
+
+
+def test_an_unknown_page_is_a_page_too(client: TestClient) -> None:
+    missing = client.get("/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "Page not found" in missing.text
+    assert client.put("/").status_code == 405

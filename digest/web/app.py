@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config.settings import Settings
 from digest.db import after_commit, unit_of_work, utcnow
@@ -40,6 +41,7 @@ from digest.ratelimit import RateLimiter
 from digest.runtime import Runtime
 from digest.subscribers import (
     WEEKDAYS,
+    InvalidEmail,
     InvalidPreferences,
     Outcome,
     Preferences,
@@ -188,11 +190,24 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
 
     @app.exception_handler(LinkGone)
     async def link_gone(request: Request, exc: LinkGone) -> Response:
-        return page(
-            "invalid_link",
+        return message(
+            "This subscription no longer exists",
+            "It was deleted, with everything we knew about it, so its links do nothing "
+            "any more. You can subscribe again from the front page at any time.",
             status_code=404,
-            reason="this subscription no longer exists (it was deleted)",
+            link=("/", "Subscribe"),
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Pages for people; the JSON parts (health, data download) never raise these.
+        if exc.status_code == 404:
+            return message(
+                "Page not found", "There is nothing at this address.", 404, link=("/", "Subscribe")
+            )
+        if exc.status_code == 405:
+            return message("Not allowed", "This page cannot be used that way.", 405)
+        return message("Something is wrong", str(exc.detail), exc.status_code)
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -237,8 +252,12 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
         errors: dict[str, str] = {}
         try:
             address = normalise_email(values["email"])
-        except SubscriberError as exc:
-            errors["email"] = str(exc)
+        except InvalidEmail as exc:
+            errors["email"] = (
+                f"Please enter a valid email address: {exc.detail}"
+                if values["email"]
+                else "Please enter your email address."
+            )
         if values["frequency"] not in {f.value for f in Frequency}:
             errors["frequency"] = "choose daily or weekly"
         if len(values["interests"]) > 2000:
