@@ -339,13 +339,30 @@ def demo(
 
 
 @cli.command()
-def web(host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve the web app (health check, unsubscribe pages)."""
+def web(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes; one per core for the spike after a send.")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve the web app: subscribe, confirm, preferences and unsubscribe pages."""
     import uvicorn
 
-    from digest.web.app import create_app
-
-    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level="info")
+    # Checked here for a one-line error; each worker process reads the same environment.
+    load_settings()
+    uvicorn.run(
+        "digest.web.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+        # Behind a proxy on this host, the client address (for rate limits) is the reader's.
+        proxy_headers=True,
+    )
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -437,3 +437,33 @@ def test_an_unknown_page_is_a_page_too(client: TestClient) -> None:
     assert missing.headers["content-type"].startswith("text/html")
     assert "Page not found" in missing.text
     assert client.put("/").status_code == 405
+
+
+def test_one_click_twice_keeps_the_first_time_and_a_revoked_or_erased_link_says_why(
+    client: TestClient,
+    web_settings: Settings,
+    engine: Engine,  # noqa: F811
+) -> None:
+    def one_click(reader: Subscriber) -> Any:
+        url = Links(web_settings).unsubscribe(reader).https_url
+        return client.post(
+            url.removeprefix(web_settings.base_url),
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+
+    reader = make_reader(engine)
+    assert one_click(reader).status_code == 200
+    first = subscriber(engine, reader.email)
+    assert first is not None and first.unsubscribed_at is not None
+    assert one_click(reader).status_code == 200
+    assert subscriber(engine, reader.email).unsubscribed_at == first.unsubscribed_at  # type: ignore[union-attr]
+
+    revoked = make_reader(engine)
+    erased = make_reader(engine)
+    with unit_of_work(make_session_factory(engine)) as session:
+        session.get_one(Subscriber, revoked.id).token_version += 1
+        session.delete(session.get_one(Subscriber, erased.id))
+    assert one_click(revoked).status_code == 400
+    assert subscriber(engine, revoked.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+    assert one_click(erased).status_code == 404

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from config.settings import Settings
+from config.settings import Settings, get_settings
 from digest.db import after_commit, unit_of_work, utcnow
 from digest.links import Links
 from digest.models import Frequency, Subscriber, SubscriberStatus
@@ -58,6 +58,7 @@ from digest.subscribers import (
     resubscribe,
     set_paused,
     unsubscribe,
+    unsubscribe_by_link,
 )
 from digest.tokens import InvalidToken, Purpose, Signer
 
@@ -76,6 +77,11 @@ SECURITY_HEADERS = {
 
 class LinkGone(Exception):
     """A well-signed link for a subscriber who no longer exists (erased)."""
+
+
+def app_from_environment() -> FastAPI:
+    """The app as ``digest web`` serves it, from ``DIGEST_*`` (uvicorn's factory)."""
+    return create_app(get_settings())
 
 
 def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
@@ -525,10 +531,13 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
         one_click = fields.get("List-Unsubscribe") == "One-Click"
 
         def leave(session: Session) -> Response:
+            if one_click:
+                claims = signer.verify(Purpose.UNSUBSCRIBE, token)
+                if unsubscribe_by_link(session, claims.subscriber_id, claims.version, now=utcnow()):
+                    return PlainTextResponse("You have been unsubscribed.")
+                holder(session, Purpose.UNSUBSCRIBE, token)  # says why: deleted or revoked
             subscriber, _ = holder(session, Purpose.UNSUBSCRIBE, token)
             unsubscribe(session, subscriber, now=utcnow())
-            if one_click:
-                return PlainTextResponse("You have been unsubscribed.")
             return unsubscribe_view(subscriber, token, done=True)
 
         return await transaction(leave)
