@@ -42,4 +42,4 @@ USER digest
 
 EXPOSE 8000
 
-CMD ["digest", "web", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["digest", "web", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=200, ge=1, le=5000)
     send_max_attempts: int = Field(default=5, ge=1)
 
+    # Database connections per web process, and as many request threads: a pool
+    # smaller than the threads makes the spike after a send open and close
+    # PostgreSQL connections by the hundred.
+    web_db_connections: int = Field(default=16, ge=1, le=200)
     # Where rate-limit counters live: empty is this process's memory (the embedded
     # default has one web process); production shares them in Redis.
     rate_limit_url: str = ""

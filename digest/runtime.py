@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,12 +48,13 @@ class BatchResult:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **engine_options: Any) -> None:
         self.settings = settings
+        self.engine_options = engine_options
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.resolved_database_url)
+        return make_engine(self.settings.resolved_database_url, **self.engine_options)
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Connection, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.models import (
@@ -116,21 +116,20 @@ def count_by_status(session: Session) -> dict[SubscriberStatus, int]:
 
 
 def unsubscribe_by_link(
-    session: Session, subscriber_id: int, version: int, *, now: datetime
+    connection: Session | Connection, subscriber_id: int, version: int, *, now: datetime
 ) -> bool:
     """Unsubscribe the holder of a link in one statement, for the one-click POSTs
     that arrive by the thousand after a send; False when no subscriber has that id
     and token version. Idempotent: a second click keeps the first one's time."""
-    result = session.execute(
+    result: CursorResult[Any] = connection.execute(  # type: ignore[assignment]
         update(Subscriber)
         .where(Subscriber.id == subscriber_id, Subscriber.token_version == version)
         .values(
             status=SubscriberStatus.UNSUBSCRIBED,
             unsubscribed_at=func.coalesce(Subscriber.unsubscribed_at, now),
         )
-        .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def unsubscribe(session: Session, subscriber: Subscriber, *, now: datetime) -> bool:

@@ -140,7 +140,9 @@ def test_compose_declares_the_stack() -> None:
         isinstance(c, list) and all(isinstance(a, str) for a in c) for c in commands.values()
     )
     assert commands["migrate"] == ["digest", "db", "upgrade"]
-    assert commands["web"] == ["digest", "web", "--host", "0.0.0.0", "--port", "8000"]
+    assert commands["web"] == [
+        "digest", "web", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"
+    ]  # fmt: skip
     assert commands["worker"][:2] == ["digest", "worker"]
     assert commands["beat"][:2] == ["digest", "beat"]
 
