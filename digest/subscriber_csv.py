@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from digest.models import Subscriber, SubscriberStatus
 from digest.subscribers import (
+    PREFERENCE_FIELDS,
     Preferences,
     SubscriberError,
     add_subscriber,
@@ -29,33 +30,9 @@ from digest.subscribers import (
     set_paused,
 )
 
-COLUMNS = (
-    "email",
-    "status",
-    "interests",
-    "followed_authors",
-    "categories",
-    "excluded_keywords",
-    "frequency",
-    "weekly_day",
-    "send_hour",
-    "timezone",
-    "papers_per_digest",
-    "created_at",
-    "confirmed_at",
-)
+COLUMNS = ("email", "status", *PREFERENCE_FIELDS, "created_at", "confirmed_at")
 LIST_SEPARATOR = "; "
-_PREFERENCE_COLUMNS = (
-    "interests",
-    "followed_authors",
-    "categories",
-    "excluded_keywords",
-    "frequency",
-    "weekly_day",
-    "send_hour",
-    "timezone",
-    "papers_per_digest",
-)
+_PREFERENCE_COLUMNS = PREFERENCE_FIELDS
 # What an absent or empty cell means: the same as `digest subscribers add`
 # without options. Spelled as text because they go through the form parser.
 _DEFAULTS = {

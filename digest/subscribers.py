@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -233,6 +233,10 @@ class Preferences:
             timezone=subscriber.timezone,
             papers_per_digest=subscriber.papers_per_digest,
         )
+
+
+# The form's field names, one per preference.
+PREFERENCE_FIELDS = tuple(f.name for f in fields(Preferences))
 
 
 class InvalidPreferences(SubscriberError):

@@ -14,22 +14,12 @@ from config.settings import Settings
 from digest.db import make_engine, make_session_factory, unit_of_work
 from digest.links import Links
 from digest.migrate import upgrade
+from digest.subscribers import PREFERENCE_FIELDS
 from digest.web.app import create_app
 from tests.factories import make_subscriber
 
 # Any text a browser or a bot could send, control characters and surrogates aside.
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
-PREFERENCE_FIELDS = (
-    "interests",
-    "followed_authors",
-    "categories",
-    "excluded_keywords",
-    "frequency",
-    "weekly_day",
-    "send_hour",
-    "timezone",
-    "papers_per_digest",
-)
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
