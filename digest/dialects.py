@@ -33,7 +33,7 @@ def insert_ignoring_conflicts(
 def one_of(session: Session, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
     """``column IN values``, as one array parameter on PostgreSQL.
 
-    ``IN`` renders a placeholder per value; for the thousands of ids of a feed
+    ``IN`` renders one bound parameter per value; for the thousands of ids of a feed
     chunk, compiling and splitting that query costs more than running it.
     """
     if session.get_bind().dialect.name == "postgresql":
