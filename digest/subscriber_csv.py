@@ -32,7 +32,6 @@ from digest.subscribers import (
 
 COLUMNS = ("email", "status", *PREFERENCE_FIELDS, "created_at", "confirmed_at")
 LIST_SEPARATOR = "; "
-_PREFERENCE_COLUMNS = PREFERENCE_FIELDS
 # What an absent or empty cell means: the same as `digest subscribers add`
 # without options. Spelled as text because they go through the form parser.
 _DEFAULTS = {
@@ -212,9 +211,7 @@ def _parse_row(
         raise SubscriberError("no email address")
     email = normalise_email(values["email"])
     status = _row_status(values.get("status", ""), confirmed=confirmed)
-    form = {
-        column: values.get(column) or _DEFAULTS.get(column, "") for column in _PREFERENCE_COLUMNS
-    }
+    form = {column: values.get(column) or _DEFAULTS.get(column, "") for column in PREFERENCE_FIELDS}
     # The form's parser holds the domain rules (time zone, ranges, categories, lengths).
     preferences = parse_preferences(form)
     return ImportRow(line=line, email=email, status=status, preferences=preferences)

@@ -44,6 +44,7 @@ from digest.models import Frequency, Subscriber, SubscriberStatus
 from digest.ratelimit import RateLimiter
 from digest.runtime import Runtime
 from digest.subscribers import (
+    MAX_INTERESTS,
     WEEKDAYS,
     InvalidEmail,
     InvalidPreferences,
@@ -311,8 +312,8 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
             )
         if values["frequency"] not in {f.value for f in Frequency}:
             errors["frequency"] = "choose daily or weekly"
-        if len(values["interests"]) > 2000:
-            errors["interests"] = "interests must be at most 2000 characters"
+        if len(values["interests"]) > MAX_INTERESTS:
+            errors["interests"] = f"interests must be at most {MAX_INTERESTS} characters"
         if errors:
             return subscribe_form(400, values, **errors)
 
