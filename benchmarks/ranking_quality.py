@@ -132,8 +132,71 @@ def tfidf_baseline(papers: Sequence[Paper]) -> System:
 
 
 def digest_rankers(papers: Sequence[Paper]) -> dict[str, System]:
-    """The project's own rankers are added here, by name, next to the baseline."""
-    return {}
+    """The project's rankers over the same papers, each as it selects a digest's top 10.
+
+    ``digest`` is the whole selection (relevance blended with trending from the
+    seeds' upvotes, the relevance threshold, near-duplicates removed), lexical
+    alone and with semantic matching when the ``semantic`` extra is installed;
+    ``relevance only`` drops the trending blend and the threshold, to show what
+    the blend costs on a judgement of pure relevance.
+    """
+    from datetime import UTC, datetime
+
+    from config.ranking import load_ranking_config
+    from digest.models import Paper as PaperRow
+    from digest.ranking import Candidates
+    from digest.ranking import Profile as ReaderProfile
+    from digest.semantic import load_embedder
+    from digest.trending import Trend
+
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    rows = [
+        PaperRow(
+            id=i,
+            canonical_id=p["canonical_id"],
+            title=p["title"],
+            abstract=p["abstract"],
+            authors=[],
+            categories=[],
+            first_seen_at=now,
+        )
+        for i, p in enumerate(papers)
+    ]
+    trends = [
+        Trend(upvotes=p["upvotes"], gained=None) if p.get("upvotes") is not None else Trend()
+        for p in papers
+    ]
+    config = load_ranking_config()
+    pure = config.model_copy(
+        update={
+            "selection": config.selection.model_copy(
+                update={"relevance_weight": 1.0, "trending_weight": 0.0, "min_relevance": 0.0}
+            )
+        }
+    )
+    embedder = load_embedder("auto")
+    systems: dict[str, System] = {}
+    variants = [("lexical", None)] + ([("semantic", embedder)] if embedder else [])
+    for mode, model in variants:
+        vectors = (
+            model.embed([f"{r.title}. {r.abstract}" for r in rows]) if model is not None else None
+        )
+        for label, chosen in (("", config), (" relevance only", pure)):
+            candidates = Candidates.build(rows, trends, now=now, config=chosen, vectors=vectors)
+            systems[f"digest {mode}{label}"] = _digest_system(candidates, model, ReaderProfile)
+    return systems
+
+
+def _digest_system(candidates: Any, embedder: Any, profile_type: Any) -> System:
+    from digest.ranking import score_profiles, select_top
+
+    def rank(profile: Profile) -> list[str]:
+        reader = profile_type(interests=profile["interests"], limit=K)
+        final, _, eligible = score_profiles(candidates, [reader], embedder=embedder)
+        positions = select_top(candidates, final, eligible, [K])[0]
+        return [candidates.papers[c].canonical_id for c in positions]
+
+    return rank
 
 
 def all_systems(papers: Sequence[Paper]) -> dict[str, System]:

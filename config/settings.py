@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     dispatch_interval_minutes: float = 5.0
     # Papers first seen within this window are candidates for a digest.
     candidate_window_days: int = 7
+    # The ranking's parameters (None: the packaged config/ranking.toml).
+    ranking_file: Path | None = None
     send_batch_size: int = Field(default=200, ge=1, le=5000)
     send_max_attempts: int = Field(default=5, ge=1)
 

@@ -102,9 +102,12 @@ def send_delivery(
     if subscriber.status != SubscriberStatus.ACTIVE:
         return _skip(delivery, f"subscriber is {subscriber.status.value}")
 
-    picks = ranker.pick(session, subscriber, now=now)
+    selection = ranker.pick(session, subscriber, now=now)
+    picks = selection.picks
     if not picks:
-        return _skip(delivery, "no new papers for this reader")
+        return _skip(delivery, selection.note or "no new papers for this reader")
+    if selection.note:
+        log.info("delivery %s: %s", delivery.id, selection.note)
     composed = composer.compose(subscriber, picks, edition=delivery.edition, now=now)
     delivery.attempts += 1
     try:

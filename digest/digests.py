@@ -73,7 +73,15 @@ class DigestComposer:
             "edition_label": edition_label(edition),
             "unsubscribe_url": unsubscribe.https_url,
             "preferences_url": self.links.preferences(subscriber),
-            "picks": [{**self._paper_context(pick.paper), "reason": pick.reason} for pick in picks],
+            "picks": [
+                {
+                    **self._paper_context(pick.paper),
+                    "reason": pick.reason,
+                    "more_url": self.links.feedback(subscriber, pick.paper.id, "more"),
+                    "fewer_url": self.links.feedback(subscriber, pick.paper.id, "fewer"),
+                }
+                for pick in picks
+            ],
         }
         rendered = render_email(self.environment, "digest", context)
         message = build_message(

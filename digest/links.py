@@ -36,6 +36,16 @@ class Links:
     def preferences(self, subscriber: Subscriber) -> str:
         return f"{self.base}/preferences/{self.token(Purpose.PREFERENCES, subscriber)}"
 
+    def feedback(self, subscriber: Subscriber, paper_id: int, kind: str) -> str:
+        """The "more like this" (kind "more") or "fewer like this" (kind "fewer") page."""
+        token = self.signer.sign(
+            Purpose.FEEDBACK,
+            subscriber_id=subscriber.id,
+            version=subscriber.token_version,
+            nonce=paper_id,
+        )
+        return f"{self.base}/feedback/{token}?kind={kind}"
+
     def confirm(self, subscriber: Subscriber) -> str:
         return f"{self.base}/confirm/{self.token(Purpose.CONFIRM, subscriber)}"
 

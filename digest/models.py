@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -259,3 +260,35 @@ class DeliveryPaper(Base):
 
     delivery: Mapped[Delivery] = relationship(back_populates="papers")
     paper: Mapped[Paper] = relationship()
+
+
+class PaperEmbedding(Base):
+    """A paper's sentence embedding under one model, computed once (float32 bytes)."""
+
+    __tablename__ = "paper_embeddings"
+
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FeedbackKind(enum.StrEnum):
+    MORE = "more"
+    FEWER = "fewer"
+
+
+class Feedback(Base):
+    """A reader's "more like this" / "fewer like this" on a paper they were sent."""
+
+    __tablename__ = "feedback"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[FeedbackKind] = mapped_column(_enum(FeedbackKind, "feedback_kind"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.ranking import RankingConfig, load_ranking_config
 from config.settings import Settings
 from digest.db import make_engine, make_session_factory, unit_of_work, utcnow
 from digest.delivery import Outcome, send_delivery
@@ -23,7 +24,8 @@ from digest.digests import DigestComposer
 from digest.ingest import Progress, SourceSummary, ingest
 from digest.mailer import SmtpConfig, SmtpSender
 from digest.notices import NoticeComposer
-from digest.ranking import PopularityRanker, Ranker
+from digest.ranking import TrendingRanker
+from digest.semantic import Embedder, load_embedder
 from digest.sources.registry import (
     build_source,
     enabled_source_configs,
@@ -65,8 +67,20 @@ class Runtime:
         return DigestComposer(self.settings)
 
     @cached_property
-    def ranker(self) -> Ranker:
-        return PopularityRanker(window=timedelta(days=self.settings.candidate_window_days))
+    def ranking_config(self) -> RankingConfig:
+        return load_ranking_config(self.settings.ranking_file)
+
+    @cached_property
+    def embedder(self) -> Embedder | None:
+        return load_embedder(self.ranking_config.relevance.semantic)
+
+    @cached_property
+    def ranker(self) -> TrendingRanker:
+        return TrendingRanker(
+            window=timedelta(days=self.settings.candidate_window_days),
+            config=self.ranking_config,
+            embedder=self.embedder,
+        )
 
     @cached_property
     def sender(self) -> SmtpSender:

@@ -21,6 +21,8 @@ class Purpose(enum.StrEnum):
     CHANGE_EMAIL = "change-email"
     # Proves a form was served by us to the holder of a preferences link.
     FORM = "form"
+    # "More / fewer like this" on one paper of a digest; the paper id is signed in.
+    FEEDBACK = "feedback"
 
 
 # How long a link stays valid: unsubscribe links must outlive any old email a
@@ -31,6 +33,7 @@ MAX_AGE_SECONDS = {
     Purpose.CONFIRM: 48 * 3600,
     Purpose.CHANGE_EMAIL: 48 * 3600,
     Purpose.FORM: 12 * 3600,
+    Purpose.FEEDBACK: 365 * 24 * 3600,
 }
 
 
@@ -44,8 +47,13 @@ class InvalidToken(Exception):
 class TokenClaims:
     subscriber_id: int
     version: int
-    # Single-use links carry the subscriber's nonce of the moment they were sent.
+    # Single-use links carry the subscriber's nonce of the moment they were sent;
+    # feedback links carry the paper id in this place.
     nonce: int | None = None
+
+    @property
+    def paper_id(self) -> int | None:
+        return self.nonce
 
 
 class Signer:

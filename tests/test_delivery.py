@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.ranking import load_ranking_config
 from config.settings import Settings
 from digest.delivery import (
     Outcome,
@@ -18,12 +19,15 @@ from digest.delivery import (
 from digest.digests import DigestComposer
 from digest.mailer import SmtpConfig, SmtpConnection, SmtpSender
 from digest.models import Delivery, DeliveryStatus, SubscriberStatus
-from digest.ranking import PopularityRanker
+from digest.ranking import TrendingRanker
 from digest.smtp_sink import SmtpSink, free_port
 from digest.tokens import Purpose, Signer
 from tests.factories import NOW, make_paper, make_subscriber
 
-RANKER = PopularityRanker(window=timedelta(days=7))
+
+def ranker() -> TrendingRanker:
+    # A new one per use: its candidate cache must not outlive a test's rolled-back rows.
+    return TrendingRanker(window=timedelta(days=7), config=load_ranking_config())
 
 
 @pytest.fixture
@@ -39,7 +43,7 @@ def send(
         session,
         delivery_id,
         composer=DigestComposer(settings),
-        ranker=RANKER,
+        ranker=ranker(),
         connection=connection,
         now=NOW,
         max_attempts=3,
@@ -203,7 +207,7 @@ def test_a_failed_send_does_not_count_its_papers_as_sent(
     down = SmtpSender(SmtpConfig.from_url(f"smtp://127.0.0.1:{free_port()}", timeout=5))
     with down.connection() as connection:
         send(session, failed, settings, connection)
-    picks = RANKER.pick(session, reader, now=NOW)
+    picks = ranker().pick(session, reader, now=NOW).picks
     assert [p.paper.id for p in picks] == [paper.id]
 
 
@@ -213,3 +217,14 @@ def test_deliveries_are_ledgered_per_subscriber_and_edition(session: Session) ->
     claimed = claim_due_deliveries(session, now=datetime(2026, 11, 21, 23, 0, tzinfo=UTC))
     rows = session.execute(select(Delivery.subscriber_id, Delivery.edition)).all()
     assert len(claimed) == 2 and len({tuple(r) for r in rows}) == 2
+
+
+def test_a_day_with_nothing_relevant_is_skipped_with_the_reason(
+    session: Session, settings: Settings, connection: SmtpConnection, smtp_sink: SmtpSink
+) -> None:
+    make_paper(session, title="Compilers for tensor programs", upvotes=50)
+    make_subscriber(session, send_hour=0, interests="protein folding")
+    [delivery_id] = claim_due_deliveries(session, now=NOW)
+    assert send(session, delivery_id, settings, connection) == Outcome.SKIPPED
+    assert smtp_sink.files() == []
+    assert session.get_one(Delivery, delivery_id).last_error == "nothing relevant enough today"

@@ -32,6 +32,8 @@ def digest_context(**overrides: object) -> dict[str, object]:
                 "published": "15 Jul 2024",
                 "author_count": 4,
                 "reason": "matches: diffusion · 1 upvote",
+                "more_url": "https://digest.example.org/feedback/TOKEN?kind=more",
+                "fewer_url": "https://digest.example.org/feedback/TOKEN?kind=fewer",
             }
         ],
     }

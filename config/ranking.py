@@ -1,0 +1,71 @@
+"""The ranking's parameters: ``config/ranking.toml``, or the file DIGEST_RANKING_FILE names."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrendingConfig(_Section):
+    upvotes_weight: float = Field(default=1.0, ge=0)
+    velocity_weight: float = Field(default=1.5, ge=0)
+    comments_weight: float = Field(default=0.5, ge=0)
+    stars_weight: float = Field(default=0.3, ge=0)
+    velocity_hours: float = Field(default=24, gt=0)
+    unvoted_as_upvotes: float = Field(default=3, ge=0)
+    half_life_hours: float = Field(default=48, gt=0)
+
+
+class RelevanceConfig(_Section):
+    title_weight: float = Field(default=3.0, ge=0)
+    abstract_weight: float = Field(default=1.0, ge=0)
+    phrase_weight: float = Field(default=1.5, ge=0)
+    k1: float = Field(default=1.2, gt=0)
+    b: float = Field(default=0.75, ge=0, le=1)
+    semantic: Literal["auto", "on", "off"] = "auto"
+    semantic_floor: float = Field(default=0.15, ge=-1, le=1)
+    semantic_ceiling: float = Field(default=0.65, ge=-1, le=1)
+    whole_text_weight: float = Field(default=0.5, ge=0, le=1)
+    author_boost: float = Field(default=1.0, ge=0)
+    category_boost: float = Field(default=0.5, ge=0)
+    more_like_weight: float = Field(default=0.8, ge=0)
+    fewer_like_weight: float = Field(default=0.8, ge=0)
+
+
+class SelectionConfig(_Section):
+    relevance_weight: float = Field(default=0.85, ge=0)
+    trending_weight: float = Field(default=0.15, ge=0)
+    min_relevance: float = Field(default=0.15, ge=0, le=1)
+    send_trending_when_nothing_relevant: bool = False
+    near_duplicate_similarity: float = Field(default=0.9, gt=0, le=1)
+
+
+class RankingConfig(_Section):
+    trending: TrendingConfig = TrendingConfig()
+    relevance: RelevanceConfig = RelevanceConfig()
+    selection: SelectionConfig = SelectionConfig()
+
+
+class RankingConfigError(ValueError):
+    """The ranking file cannot be used."""
+
+
+def load_ranking_config(path: Path | None = None) -> RankingConfig:
+    try:
+        if path is None:
+            text = resources.files("config").joinpath("ranking.toml").read_text(encoding="utf-8")
+        else:
+            text = Path(path).read_text(encoding="utf-8")
+        return RankingConfig.model_validate(tomllib.loads(text))
+    except OSError as exc:
+        raise RankingConfigError(f"cannot read {path}: {exc}") from exc
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise RankingConfigError(f"ranking file {path or 'config/ranking.toml'}: {exc}") from exc
