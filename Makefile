@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Semantic matching needs PyTorch, on the CPU. PyPI's Linux wheel also brings
+# CUDA libraries (GBs): `make TORCH_INDEX='--index-url https://download.pytorch.org/whl/cpu'`
+# takes the CPU-only build instead.
+TORCH_INDEX ?=
 
 .PHONY: demo test lint format clean
 
@@ -11,7 +15,9 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The semantic extra pulls PyTorch: the CPU build, which is all it needs.
+	$(BIN)/python -m pip install --quiet 'torch==2.13.*' $(TORCH_INDEX)
+	$(BIN)/python -m pip install --quiet -e '.[dev,semantic]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -188,13 +188,12 @@ def digest_rankers(papers: Sequence[Paper]) -> dict[str, System]:
 
 
 def _digest_system(candidates: Any, embedder: Any, profile_type: Any) -> System:
-    from digest.ranking import score_profiles, select_top
+    from digest.ranking import select_for
 
     def rank(profile: Profile) -> list[str]:
         reader = profile_type(interests=profile["interests"], limit=K)
-        final, _, eligible = score_profiles(candidates, [reader], embedder=embedder)
-        positions = select_top(candidates, final, eligible, [K])[0]
-        return [candidates.papers[c].canonical_id for c in positions]
+        choices = select_for(candidates, [reader], embedder=embedder).of(0)
+        return [candidates.papers[c.position].canonical_id for c in choices]
 
     return rank
 

@@ -9,10 +9,12 @@ with a batch of one. Parameters: ``config/ranking.toml``.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +43,11 @@ log = logging.getLogger(__name__)
 # for the same closeness; these map it onto 0..1 like semantic_floor/ceiling do.
 LEXICAL_SIMILARITY_FLOOR = 0.05
 LEXICAL_SIMILARITY_CEILING = 0.40
+# Distinct interest phrases kept scored per process (each costs a row of floats
+# per candidate, 8 kB for 2,000 candidates).
+MAX_CACHED_PHRASES = 20_000
+# Papers whose closeness to every candidate is kept (a row of floats each).
+MAX_CACHED_CLOSENESS = 5_000
 # Near-duplicates in the lexical space (same work under two titles, v1 and v2).
 LEXICAL_NEAR_DUPLICATE = 0.8
 
@@ -58,7 +65,7 @@ class Profile:
     fewer_like: tuple[int, ...] = ()
     limit: int = 5
 
-    @property
+    @cached_property
     def phrases(self) -> list[str]:
         return split_phrases(self.interests)
 
@@ -128,15 +135,30 @@ class Candidates:
     velocity_label: str = "today"
     position: dict[int, int] = field(default_factory=dict)
     duplicate_groups: list[np.ndarray] = field(default_factory=list)
+    duplicate_group_of: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
         self.position = {p.id: i for i, p in enumerate(self.papers)}
+        self._closeness: dict[int, np.ndarray] = {}
+        self._containing: dict[str, np.ndarray] = {}
+        ids = np.fromiter((p.id for p in self.papers), dtype=np.int64, count=len(self.papers))
+        self.sorted_positions = np.argsort(ids, kind="stable")
+        self.sorted_ids = ids[self.sorted_positions]
         self._authors = _membership([[a.casefold() for a in p.authors] for p in self.papers])
         self._categories = _membership([list(p.categories) for p in self.papers])
-        self._similarity_rows = (
-            self.vectors if self.vectors is not None else self.lexical.normalised_rows()
-        )
+        self._similarity_rows: np.ndarray | sp.csr_matrix
+        # Transposed once: a product with it is what feedback costs per batch.
+        self._similarity_columns: np.ndarray | sp.csr_matrix
+        if self.vectors is not None:
+            self._similarity_rows = self.vectors
+            self._similarity_columns = np.ascontiguousarray(self.vectors.T)
+        else:
+            self._similarity_rows = self.lexical.normalised_rows()
+            self._similarity_columns = self._similarity_rows.T.tocsr()
         self.duplicate_groups = self._near_duplicates()
+        self.duplicate_group_of = np.full(len(self.papers), -1, dtype=np.int64)
+        for number, group in enumerate(self.duplicate_groups):
+            self.duplicate_group_of[group] = number
 
     @classmethod
     def build(
@@ -185,7 +207,7 @@ class Candidates:
 
     def similarity(self, references: np.ndarray | sp.csr_matrix) -> np.ndarray:
         """References x candidates, mapped onto 0..1 (unrelated = 0)."""
-        raw = references @ self._similarity_rows.T
+        raw = references @ self._similarity_columns
         raw = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
         if self.vectors is not None:
             low = self.config.relevance.semantic_floor
@@ -193,6 +215,42 @@ class Candidates:
         else:
             low, high = LEXICAL_SIMILARITY_FLOOR, LEXICAL_SIMILARITY_CEILING
         return np.clip((raw - low) / (high - low), 0.0, 1.0)
+
+    def containing(self, keywords: Sequence[str]) -> list[np.ndarray]:
+        """For each keyword, the positions of the candidates that contain it."""
+        missing = [k for k in dict.fromkeys(keywords) if k not in self._containing]
+        if missing:
+            if len(self._containing) + len(missing) > MAX_CACHED_CLOSENESS:
+                self._containing.clear()
+            for keyword, row in zip(missing, self.lexical.contains(missing), strict=True):
+                self._containing[keyword] = np.flatnonzero(row)
+        return [self._containing[k] for k in keywords]
+
+    def closeness_rows(
+        self,
+        paper_ids: Sequence[int],
+        feedback_rows: dict[int, np.ndarray | sp.csr_matrix] | None,
+    ) -> dict[int, np.ndarray]:
+        """Closeness of every candidate to each paper (those that can be compared),
+        remembered: the same few papers get feedback from many readers."""
+        missing = [
+            i
+            for i in dict.fromkeys(paper_ids)
+            if i not in self._closeness
+            and (i in self.position or (feedback_rows or {}).get(i) is not None)
+        ]
+        if missing:
+            if len(self._closeness) + len(missing) > MAX_CACHED_CLOSENESS:
+                self._closeness.clear()
+            found = [_feedback_row(self, i, feedback_rows) for i in missing]
+            stacked = (
+                sp.vstack(found).tocsr()
+                if sp.issparse(found[0])
+                else np.vstack([np.asarray(row) for row in found])
+            )
+            for paper_id, row in zip(missing, self.similarity(stacked), strict=True):
+                self._closeness[paper_id] = row.astype(np.float32)
+        return {i: self._closeness[i] for i in paper_ids if i in self._closeness}
 
     def reference_rows(
         self, papers: Sequence[Paper], vectors: np.ndarray | None
@@ -207,148 +265,430 @@ class Candidates:
         return (sp.diags(1.0 / norms) @ rows).tocsr()
 
 
-@dataclass
-class Scored:
-    """One reader's scores over the candidates."""
+class PhraseTable:
+    """Interest phrases scored against the candidates, each distinct phrase once.
 
-    final: np.ndarray
-    relevance: np.ndarray | None  # None: not a personal profile
-    eligible: np.ndarray
+    A reader's relevance to a paper is their best phrase's match, blended with the
+    match of all their phrases together (``whole_text_weight``): a paper touching
+    several of the reader's interests beats one that hits a single one. The
+    whole-text match is computed from the phrases' own scores (lexically, the
+    phrases' matches weighted by their ideal weights; semantically, the cosine to
+    the mean of the phrase vectors), so no reader's text is scored twice.
+    """
+
+    def __init__(self, candidates: Candidates, embedder: Embedder | None) -> None:
+        self.candidates = candidates
+        self.embedder = embedder if candidates.vectors is not None else None
+        self.index: dict[str, int] = {}
+        n = len(candidates)
+        self.lexical = np.zeros((0, n), dtype=np.float32)
+        # Each phrase's matches times its ideal weight: summed over a reader's
+        # phrases and divided by their ideal weights, the whole text's match.
+        self.weighted_lexical = np.zeros((0, n), dtype=np.float32)
+        self.ideal = np.zeros(0, dtype=np.float64)
+        self.cosine = np.zeros((0, n), dtype=np.float32)
+        self.vectors = np.zeros((0, 0), dtype=np.float32)
+        self.matched = np.zeros((0, n), dtype=np.float32)
+        self.hits: list[np.ndarray] = []
+
+    def _semantic(self, cosine: np.ndarray) -> np.ndarray:
+        low = self.candidates.config.relevance.semantic_floor
+        high = self.candidates.config.relevance.semantic_ceiling
+        return np.clip((cosine - low) / (high - low), 0.0, 1.0)
+
+    def ensure(self, phrases: Sequence[str]) -> None:
+        new = [p for p in dict.fromkeys(phrases) if p not in self.index]
+        if not new:
+            return
+        lexical_index = self.candidates.lexical
+        query, ideal = lexical_index.query_matrix(new)
+        lexical = lexical_index.scores(query).astype(np.float32)
+        matched: np.ndarray = lexical
+        if self.embedder is not None:
+            assert self.candidates.vectors is not None
+            vectors = self.embedder.embed(new).astype(np.float32)
+            cosine = vectors @ self.candidates.vectors.T
+            # Either kind of evidence suffices; both together count more.
+            matched = 1.0 - (1.0 - lexical) * (1.0 - self._semantic(cosine))
+            self.cosine = np.vstack([self.cosine, cosine])
+            self.vectors = vectors if not len(self.vectors) else np.vstack([self.vectors, vectors])
+        for phrase in new:
+            self.index[phrase] = len(self.index)
+        self.lexical = np.vstack([self.lexical, lexical])
+        self.weighted_lexical = np.vstack(
+            [self.weighted_lexical, (ideal[:, None] * lexical).astype(np.float32)]
+        )
+        self.ideal = np.concatenate([self.ideal, ideal])
+        self.matched = np.vstack([self.matched, matched.astype(np.float32)])
+        self._add_hits(matched)
+
+    def _add_hits(self, matched: np.ndarray) -> None:
+        """Where each new phrase alone makes a paper relevant enough: its best
+        ``phrase_candidates`` matches at or above ``min_relevance``."""
+        bar = max(self.candidates.config.selection.min_relevance, 1e-6)
+        keep = self.candidates.config.selection.phrase_candidates
+        if matched.shape[1] > keep:
+            best = np.argpartition(-matched, keep - 1, axis=1)[:, :keep]
+        else:
+            best = np.broadcast_to(np.arange(matched.shape[1]), matched.shape)
+        for row, columns in zip(matched, best, strict=True):
+            chosen = columns[row[columns] >= bar]
+            self.hits.append(np.sort(chosen).astype(np.int64))
+
+    def hit_pattern(self, slots: np.ndarray) -> sp.csr_matrix:
+        """Readers x candidates: 1 where one of the reader's phrases hits the paper."""
+        rows, ks = np.nonzero(slots >= 0)
+        found = [self.hits[i] for i in slots[rows, ks].tolist()]
+        sizes = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
+        columns = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        pattern = sp.csr_matrix(
+            (np.ones(len(columns), dtype=np.float32), (np.repeat(rows, sizes), columns)),
+            shape=(slots.shape[0], len(self.candidates)),
+        )
+        pattern.sum_duplicates()
+        return pattern
+
+    def semantic(self, cosine: np.ndarray) -> np.ndarray:
+        return self._semantic(cosine)
+
+    def ideal_totals(self, slots: np.ndarray) -> np.ndarray:
+        """Per reader, the sum of their phrases' ideal weights (1 when none)."""
+        totals = np.where(slots >= 0, self.ideal[np.maximum(slots, 0)], 0.0).sum(axis=1)
+        totals[totals == 0] = 1.0
+        return np.asarray(totals, dtype=np.float32)
+
+    def mean_norms(self, slots: np.ndarray) -> np.ndarray:
+        """Per reader, the length of the sum of their phrase vectors (1 when none)."""
+        total = np.zeros((slots.shape[0], self.vectors.shape[1]), dtype=np.float32)
+        for k in range(slots.shape[1]):
+            has = slots[:, k] >= 0
+            total[has] += self.vectors[slots[has, k]]
+        norms: np.ndarray = np.linalg.norm(total, axis=1)
+        norms[norms == 0] = 1.0
+        return norms
 
 
-def score_profiles(
+@dataclass(frozen=True)
+class Choice:
+    """A selected candidate for one reader: its position, final score and relevance."""
+
+    position: int
+    score: float
+    relevance: float | None
+
+
+@dataclass(frozen=True)
+class Selected:
+    """Picks of a batch of readers as arrays, grouped by reader, best first."""
+
+    readers: np.ndarray
+    positions: np.ndarray
+    scores: np.ndarray
+    # NaN for readers without a personal profile.
+    relevance: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.readers)
+
+    def of(self, reader: int) -> list[Choice]:
+        start, end = np.searchsorted(self.readers, [reader, reader + 1])
+        return [
+            Choice(
+                int(self.positions[i]),
+                float(self.scores[i]),
+                None if np.isnan(self.relevance[i]) else float(self.relevance[i]),
+            )
+            for i in range(start, end)
+        ]
+
+
+def select_for(
     candidates: Candidates,
     profiles: Sequence[Profile],
     *,
-    sent: Sequence[set[int]] | None = None,
+    sent: Sequence[Iterable[int]] | None = None,
     embedder: Embedder | None = None,
     feedback_rows: dict[int, np.ndarray | sp.csr_matrix] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Final scores, relevance and eligibility, each readers x candidates.
+    phrases: PhraseTable | None = None,
+) -> Selected:
+    """Each reader's picks, best first: at most ``profile.limit``, eligible only.
 
     ``feedback_rows`` maps a paper id named in some profile's feedback to its
     reference row (see :meth:`Candidates.reference_rows`); candidates need none.
+    ``phrases`` keeps interest phrases scored by earlier calls (readers share them).
+
+    A reader who said what they want can get a paper when one signal alone makes
+    it relevant enough (one of their phrases, a followed author or category, or
+    closeness to a paper they asked more of reaches ``min_relevance``) and the
+    whole relevance, all signals together, stays at or above it. Only those
+    (reader, paper) cells are scored, so a batch costs what its matches cost,
+    not readers x papers.
     """
-    config = candidates.config
-    n_readers, n_papers = len(profiles), len(candidates)
-    relevance = np.zeros((n_readers, n_papers), dtype=np.float32)
-    eligible = np.ones((n_readers, n_papers), dtype=bool)
-
-    # Each reader's phrases, then (for two or more) the whole text: a paper that
-    # touches several of the reader's phrases beats one that hits only one.
-    phrases: list[str] = []
-    owners: list[int] = []
-    whole: list[bool] = []
-    for r, profile in enumerate(profiles):
-        parts = profile.phrases
-        for phrase in parts + ([", ".join(parts)] if len(parts) > 1 else []):
-            phrases.append(phrase)
-            owners.append(r)
-        whole.extend([False] * len(parts) + ([True] if len(parts) > 1 else []))
-    if phrases:
-        matched = candidates.lexical.scores(candidates.lexical.query_matrix(phrases))
-        if candidates.vectors is not None and embedder is not None:
-            cosine = embedder.embed(phrases) @ candidates.vectors.T
-            low = config.relevance.semantic_floor
-            high = config.relevance.semantic_ceiling
-            semantic = np.clip((cosine - low) / (high - low), 0.0, 1.0)
-            # Either kind of evidence suffices; both together count more.
-            matched = 1.0 - (1.0 - matched) * (1.0 - semantic)
-        relevance[:] = _per_reader(
-            matched,
-            np.asarray(owners),
-            np.asarray(whole),
-            n_readers,
-            config.relevance.whole_text_weight,
+    table = phrases if phrases is not None else PhraseTable(candidates, embedder)
+    sent_lists = list(sent) if sent is not None else [() for _ in profiles]
+    flags = np.fromiter((p.personal for p in profiles), dtype=bool, count=len(profiles))
+    parts = []
+    for subset, personal in ((np.flatnonzero(flags), True), (np.flatnonzero(~flags), False)):
+        if not subset.size:
+            continue
+        chosen = [profiles[r] for r in subset.tolist()]
+        chosen_sent = [sent_lists[r] for r in subset.tolist()]
+        rows, cols, final, relevance = (
+            _select_personal(candidates, chosen, chosen_sent, table, feedback_rows)
+            if personal
+            else _select_trending(candidates, chosen, chosen_sent)
         )
-
-    _add_membership(
-        relevance,
-        candidates._authors,
-        [p.authors for p in profiles],
-        casefold=True,
-        weight=config.relevance.author_boost,
-    )
-    _add_membership(
-        relevance,
-        candidates._categories,
-        [p.categories for p in profiles],
-        casefold=False,
-        weight=config.relevance.category_boost,
+        parts.append((subset[rows], cols, final, relevance))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return Selected(empty, empty, np.zeros(0), np.zeros(0))
+    readers = np.concatenate([p[0] for p in parts])
+    # Stable: each reader's picks stay in score order.
+    order = np.argsort(readers, kind="stable")
+    return Selected(
+        readers[order],
+        np.concatenate([p[1] for p in parts])[order],
+        np.concatenate([p[2] for p in parts])[order],
+        np.concatenate([p[3] for p in parts])[order],
     )
 
-    for r, profile in enumerate(profiles):
-        for ids, weight, sign in (
-            (profile.more_like, config.relevance.more_like_weight, 1.0),
-            (profile.fewer_like, config.relevance.fewer_like_weight, -1.0),
-        ):
-            found = [_feedback_row(candidates, i, feedback_rows) for i in ids]
-            rows = [row for row in found if row is not None]
-            if rows:
-                stacked = (
-                    sp.vstack(rows).tocsr()
-                    if sp.issparse(rows[0])
-                    else np.vstack([np.asarray(row) for row in rows])
-                )
-                relevance[r] += sign * weight * candidates.similarity(stacked).max(axis=0)
-        for paper_id in profile.fewer_like:
-            if paper_id in candidates.position:
-                eligible[r, candidates.position[paper_id]] = False
 
+Cells = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _select_personal(
+    candidates: Candidates,
+    profiles: Sequence[Profile],
+    sent: Sequence[Iterable[int]],
+    table: PhraseTable,
+    feedback_rows: dict[int, np.ndarray | sp.csr_matrix] | None,
+) -> Cells:
+    config = candidates.config
+    n = len(candidates)
+    n_readers = len(profiles)
+    lists = [p.phrases for p in profiles]
+    table.ensure([p for phrases in lists for p in phrases])
+    width = max((len(phrases) for phrases in lists), default=0)
+    # slots[r, k]: the table row of reader r's k-th phrase, -1 past their last.
+    slots = np.full((n_readers, max(width, 1)), -1, dtype=np.int64)
+    for r, phrases in enumerate(lists):
+        slots[r, : len(phrases)] = [table.index[p] for p in phrases]
+
+    # Where each reader may find something relevant enough: the union of sparse
+    # patterns (a sparse sum merges sorted rows in linear time), each with its
+    # own flag so that one sum says which signals a cell has.
+    authors = _flagged(
+        _membership_hits(candidates._authors, [p.authors for p in profiles], True), _AUTHOR
+    )
+    categories = _flagged(
+        _membership_hits(candidates._categories, [p.categories for p in profiles], False),
+        _CATEGORY,
+    )
+    pattern = authors + categories
+    if width:
+        pattern = pattern + _flagged(table.hit_pattern(slots), _PHRASE)
+    more_owners, more = _closeness(candidates, profiles, "more_like", feedback_rows)
+    fewer_owners, fewer = _closeness(candidates, profiles, "fewer_like", feedback_rows)
+    bar = max(config.selection.min_relevance, 1e-6)
+    if len(more_owners):
+        close_rows, close_cols = np.nonzero(config.relevance.more_like_weight * more >= bar)
+        pattern = pattern + sp.csr_matrix(
+            (
+                np.full(len(close_rows), _MORE_LIKE, dtype=np.float32),
+                (more_owners[close_rows], close_cols),
+            ),
+            shape=pattern.shape,
+        )
+    blocked = _blocked(candidates, profiles, sent)
+    pattern = pattern + sp.csr_matrix(
+        (np.full(len(blocked), _BLOCKED, dtype=np.float32), (blocked // n, blocked % n)),
+        shape=pattern.shape,
+    )
+    pattern = sp.csr_matrix(pattern)
+    pattern.sort_indices()
+    rows = np.repeat(np.arange(n_readers, dtype=np.int64), np.diff(pattern.indptr))
+    cols = pattern.indices.astype(np.int64)
+    flags = pattern.data.astype(np.int64)
+    # Blocked cells go, and so do cells that are only blocked.
+    usable = (flags < _BLOCKED) & (flags > 0)
+    rows, cols, flags = rows[usable], cols[usable], flags[usable]
+
+    # Relevance at those cells: the best phrase ...
+    relevance = np.zeros(len(rows), dtype=np.float32)
+    count = (slots >= 0).sum(axis=1)
+    for k in range(slots.shape[1]):
+        phrase = slots[rows, k]
+        has = np.flatnonzero(phrase >= 0)
+        relevance[has] = np.maximum(relevance[has], table.matched[phrase[has], cols[has]])
+    # ... blended with all the phrases together, for readers with several.
+    several = np.flatnonzero(count[rows] > 1)
+    if several.size:
+        share = config.relevance.whole_text_weight
+        at_cols, at_rows = cols[several], rows[several]
+        weighted = np.zeros(len(several), dtype=np.float32)
+        cosine = np.zeros(len(several), dtype=np.float32)
+        for k in range(slots.shape[1]):
+            phrase = slots[at_rows, k]
+            has = np.flatnonzero(phrase >= 0)
+            weighted[has] += table.weighted_lexical[phrase[has], at_cols[has]]
+            if table.embedder is not None:
+                cosine[has] += table.cosine[phrase[has], at_cols[has]]
+        whole = weighted / table.ideal_totals(slots)[at_rows]
+        if table.embedder is not None:
+            norms = table.mean_norms(slots)[at_rows]
+            whole = 1.0 - (1.0 - whole) * (1.0 - table.semantic(cosine / norms))
+        relevance[several] = (1.0 - share) * relevance[several] + share * whole
+    relevance += config.relevance.author_boost * ((flags & _AUTHOR) > 0)
+    relevance += config.relevance.category_boost * ((flags & _CATEGORY) > 0)
+    for owners, closeness, weight in (
+        (more_owners, more, config.relevance.more_like_weight),
+        (fewer_owners, fewer, -config.relevance.fewer_like_weight),
+    ):
+        if len(owners):
+            local = np.full(n_readers, -1, dtype=np.int64)
+            local[owners] = np.arange(len(owners))
+            has = np.flatnonzero(local[rows] >= 0)
+            relevance[has] += weight * closeness[local[rows[has]], cols[has]]
     np.clip(relevance, 0.0, None, out=relevance)
 
-    excluded_phrases: list[str] = []
-    excluded_owners: list[int] = []
-    for r, profile in enumerate(profiles):
-        for keyword in profile.excluded:
-            excluded_phrases.append(keyword)
-            excluded_owners.append(r)
-    if excluded_phrases:
-        contains = candidates.lexical.contains(excluded_phrases)
-        for row, r in enumerate(excluded_owners):
-            eligible[r] &= ~contains[row]
-
-    if sent is not None:
-        for r, sent_ids in enumerate(sent):
-            positions = [candidates.position[i] for i in sent_ids if i in candidates.position]
-            eligible[r, positions] = False
-
-    personal = np.array([p.personal for p in profiles], dtype=bool)
-    selection = config.selection
-    final = np.where(
-        personal[:, None],
-        selection.relevance_weight * relevance
-        + selection.trending_weight * candidates.trending[None, :],
-        candidates.trending[None, :],
-    ).astype(np.float32)
-    eligible[personal] &= relevance[personal] >= selection.min_relevance
-    return final, relevance, eligible
-
-
-def select_top(
-    candidates: Candidates, final: np.ndarray, eligible: np.ndarray, limits: Sequence[int]
-) -> list[list[int]]:
-    """The best candidate positions per reader: eligible, one per near-duplicate group."""
-    scores = np.where(eligible, final, -np.inf)
-    for group in candidates.duplicate_groups:
-        block = scores[:, group]
-        best = block.argmax(axis=1)
-        keep = np.full(block.shape, -np.inf, dtype=scores.dtype)
-        rows = np.arange(len(block))
-        keep[rows, best] = block[rows, best]
-        scores[:, group] = keep
-    width = min(max(limits, default=0), scores.shape[1])
-    if width == 0:
-        return [[] for _ in limits]
-    top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
-    ordered = np.take_along_axis(
-        top, np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable"), axis=1
+    eligible = relevance >= bar
+    rows, cols, relevance = rows[eligible], cols[eligible], relevance[eligible]
+    final = (
+        config.selection.relevance_weight * relevance
+        + config.selection.trending_weight * candidates.trending[cols]
     )
-    result = []
-    for r, limit in enumerate(limits):
-        row = ordered[r, :limit]
-        result.append([int(c) for c in row if np.isfinite(scores[r, c])])
-    return result
+    return _best_per_reader(candidates, profiles, rows, cols, final, relevance)
+
+
+# Which signals put a (reader, paper) cell in play; blocked outweighs them all.
+_PHRASE, _AUTHOR, _CATEGORY, _MORE_LIKE, _BLOCKED = 1, 2, 4, 8, 16
+
+
+def _flagged(matrix: sp.csr_matrix, flag: int) -> sp.csr_matrix:
+    matrix = sp.csr_matrix(matrix)
+    matrix.eliminate_zeros()
+    matrix.data[:] = flag
+    return matrix
+
+
+def _select_trending(
+    candidates: Candidates, profiles: Sequence[Profile], sent: Sequence[Iterable[int]]
+) -> Cells:
+    """Readers without a profile: the overall trending list, minus what they excluded
+    or were sent. Only the head of that list can matter to anyone."""
+    n = len(candidates)
+    order = np.argsort(-candidates.trending, kind="stable")
+    blocked = _blocked(candidates, profiles, sent)
+    longest = max((p.limit for p in profiles), default=0)
+    per_reader = np.bincount(blocked // n, minlength=len(profiles)) if blocked.size else None
+    duplicates = sum(len(g) for g in candidates.duplicate_groups)
+    head = min(n, longest + (int(per_reader.max()) if per_reader is not None else 0) + duplicates)
+    columns = order[:head]
+    rows = np.repeat(np.arange(len(profiles)), head)
+    cols = np.tile(columns, len(profiles))
+    keep = ~np.isin(rows * n + cols, blocked)
+    rows, cols = rows[keep], cols[keep]
+    final = candidates.trending[cols].astype(np.float64)
+    return _best_per_reader(candidates, profiles, rows, cols, final, np.full(len(rows), np.nan))
+
+
+def _best_per_reader(
+    candidates: Candidates,
+    profiles: Sequence[Profile],
+    rows: np.ndarray,
+    cols: np.ndarray,
+    final: np.ndarray,
+    relevance: np.ndarray,
+) -> Cells:
+    """Top ``limit`` cells per reader by final score, one per near-duplicate group."""
+    # Rows ascending, then score descending (a score is below 8: relevance plus
+    # boosts, blended with trending); cells arrive in (row, column) order, so a
+    # stable sort breaks ties by column.
+    order = np.argsort(rows * 16.0 + (8.0 - np.clip(final, -7.999, 7.999)), kind="stable")
+    rows, cols, final, relevance = rows[order], cols[order], final[order], relevance[order]
+    group = candidates.duplicate_group_of[cols]
+    grouped = np.flatnonzero(group >= 0)
+    if grouped.size:
+        # Cells are in score order within a reader: the first of a group is its best.
+        pairs = rows[grouped] * (len(candidates.duplicate_groups) + 1) + group[grouped]
+        _, first = np.unique(pairs, return_index=True)
+        keep = np.ones(len(rows), dtype=bool)
+        keep[grouped] = False
+        keep[grouped[first]] = True
+        rows, cols, final, relevance = rows[keep], cols[keep], final[keep], relevance[keep]
+    starts = np.searchsorted(rows, np.arange(len(profiles)))
+    rank = np.arange(len(rows)) - starts[rows]
+    limits = np.fromiter((p.limit for p in profiles), dtype=np.int64, count=len(profiles))
+    keep = rank < limits[rows]
+    return rows[keep], cols[keep], final[keep], relevance[keep]
+
+
+def _membership_hits(
+    membership: tuple[dict[str, int], sp.csr_matrix],
+    wanted: Sequence[Sequence[str]],
+    casefold: bool,
+) -> sp.csr_matrix:
+    vocabulary, matrix = membership
+    rows, cols = [], []
+    for r, names in enumerate(wanted):
+        for name in names:
+            column = vocabulary.get(name.casefold() if casefold else name)
+            if column is not None:
+                rows.append(r)
+                cols.append(column)
+    query = sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+        shape=(len(wanted), matrix.shape[1]),
+    )
+    return (query @ matrix.T).tocsr()
+
+
+def _closeness(
+    candidates: Candidates,
+    profiles: Sequence[Profile],
+    kind: str,
+    feedback_rows: dict[int, np.ndarray | sp.csr_matrix] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Readers with feedback of this kind, and each one's closeness (0..1) of every
+    candidate to the nearest paper they gave it for."""
+    owners: list[int] = []
+    ids: list[int] = []
+    for r, profile in enumerate(profiles):
+        for paper_id in getattr(profile, kind):
+            owners.append(r)
+            ids.append(paper_id)
+    rows = candidates.closeness_rows(ids, feedback_rows)
+    known = [k for k, paper_id in enumerate(ids) if paper_id in rows]
+    if not known:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, len(candidates)), dtype=np.float32)
+    similar = np.vstack([rows[ids[k]] for k in known])
+    owner_array = np.asarray([owners[k] for k in known])
+    starts = np.flatnonzero(np.r_[True, owner_array[1:] != owner_array[:-1]])
+    return owner_array[starts], np.maximum.reduceat(similar, starts, axis=0)
+
+
+def _blocked(
+    candidates: Candidates, profiles: Sequence[Profile], sent: Sequence[Iterable[int]]
+) -> np.ndarray:
+    """Cells no reader may get: papers already sent, excluded by keyword, or asked
+    fewer of (the paper itself), as reader * n + paper keys (repeats possible)."""
+    n = len(candidates)
+    ids = [(*ids, *profile.fewer_like) for profile, ids in zip(profiles, sent, strict=True)]
+    counts = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(counts.sum()))
+    owners = np.repeat(np.arange(len(ids), dtype=np.int64), counts)
+    # Paper ids to candidate positions; ids that are not candidates block nothing.
+    found = np.searchsorted(candidates.sorted_ids, flat)
+    found = np.minimum(found, max(n - 1, 0))
+    hit = candidates.sorted_ids[found] == flat if n else np.zeros(len(flat), dtype=bool)
+    blocked = [owners[hit] * n + candidates.sorted_positions[found[hit]]]
+    excluded = [(r, k) for r, p in enumerate(profiles) for k in p.excluded]
+    if excluded:
+        containing = candidates.containing([k for _, k in excluded])
+        sizes = np.fromiter((len(c) for c in containing), dtype=np.int64, count=len(containing))
+        excluding = np.asarray([r for r, _ in excluded], dtype=np.int64)
+        blocked.append(np.repeat(excluding, sizes) * n + np.concatenate(containing))
+    return np.concatenate(blocked)
 
 
 class TrendingRanker:
@@ -361,6 +701,7 @@ class TrendingRanker:
         self.config = config
         self.embedder = embedder
         self._cache: tuple[tuple[object, ...], Candidates] | None = None
+        self._phrases: PhraseTable | None = None
 
     def candidates(
         self, session: Session, *, now: datetime, since: datetime | None = None
@@ -404,7 +745,18 @@ class TrendingRanker:
         for paper in papers:
             session.expunge(paper)
         self._cache = (key, candidates)
+        self._phrases = None
         return candidates
+
+    def phrase_table(self, candidates: Candidates) -> PhraseTable:
+        """Phrases scored for these candidates, shared by the readers of a send run."""
+        if (
+            self._phrases is None
+            or self._phrases.candidates is not candidates
+            or len(self._phrases.index) > MAX_CACHED_PHRASES
+        ):
+            self._phrases = PhraseTable(candidates, self.embedder)
+        return self._phrases
 
     def rank(
         self,
@@ -431,44 +783,39 @@ class TrendingRanker:
             )
             reference = candidates.reference_rows(others, vectors)
             rows = {p.id: reference[k] for k, p in enumerate(others)}
-        final, relevance, eligible = score_profiles(
+        choices = select_for(
             candidates,
             [profile],
             sent=[sent or set()],
             embedder=self.embedder,
             feedback_rows=rows,
-        )
-        positions = select_top(candidates, final, eligible, [profile.limit])[0]
-        note = ""
-        if not positions and profile.personal:
+            phrases=self.phrase_table(candidates),
+        ).of(0)
+        if not choices and profile.personal:
             if not self.config.selection.send_trending_when_nothing_relevant:
                 return Selection([], "nothing relevant enough today")
-            note = "nothing relevant enough: sent the overall trending list"
-            positions = select_top(
-                candidates, final, _unsent(candidates, sent, profile), [profile.limit]
-            )[0]
-            return Selection(
+            fallback = select_for(
+                candidates,
                 [
-                    explain(candidates, Profile(), c, float(candidates.trending[c]), None)
-                    for c in positions
+                    Profile(
+                        excluded=profile.excluded,
+                        fewer_like=profile.fewer_like,
+                        limit=profile.limit,
+                    )
                 ],
-                note,
+                sent=[sent or set()],
+            ).of(0)
+            return Selection(
+                [explain(candidates, Profile(), c.position, c.score, None) for c in fallback],
+                "nothing relevant enough: sent the overall trending list",
             )
-        if not positions:
+        if not choices:
             return Selection([], "no new papers for this reader")
         return Selection(
             [
-                explain(
-                    candidates,
-                    profile,
-                    c,
-                    float(final[0, c]),
-                    float(relevance[0, c]) if profile.personal else None,
-                    self.embedder,
-                )
-                for c in positions
-            ],
-            note,
+                explain(candidates, profile, c.position, c.score, c.relevance, self.embedder)
+                for c in choices
+            ]
         )
 
     def pick(self, session: Session, subscriber: Subscriber, *, now: datetime) -> Selection:
@@ -542,22 +889,6 @@ def _close_phrases(
     return [f"close to “{p}”" for p, c in zip(rest, cosine, strict=True) if c >= bar]
 
 
-def _per_reader(
-    matched: np.ndarray, owners: np.ndarray, whole: np.ndarray, n_readers: int, weight: float
-) -> np.ndarray:
-    """Readers x papers: the best phrase, blended with the whole text where there is one."""
-    result = np.zeros((n_readers, matched.shape[1]), dtype=np.float32)
-    parts = ~whole
-    part_owners = owners[parts]
-    if part_owners.size:
-        starts = np.flatnonzero(np.r_[True, part_owners[1:] != part_owners[:-1]])
-        result[part_owners[starts]] = np.maximum.reduceat(matched[parts], starts, axis=0)
-    if whole.any():
-        readers = owners[whole]
-        result[readers] = (1.0 - weight) * result[readers] + weight * matched[whole]
-    return result
-
-
 def _feedback_row(
     candidates: Candidates,
     paper_id: int,
@@ -571,15 +902,6 @@ def _feedback_row(
         row = rows[paper_id]
         return row if sp.issparse(row) else np.asarray(row)[None, :]
     return None
-
-
-def _unsent(candidates: Candidates, sent: set[int] | None, profile: Profile) -> np.ndarray:
-    _, _, eligible = score_profiles(
-        candidates,
-        [Profile(excluded=profile.excluded, fewer_like=profile.fewer_like)],
-        sent=[sent or set()],
-    )
-    return eligible
 
 
 def _appeared(paper: Paper) -> datetime:
@@ -599,25 +921,3 @@ def _membership(values: list[list[str]]) -> tuple[dict[str, int], sp.csr_matrix]
         (np.ones(len(rows)), (rows, cols)), shape=(len(values), max(len(vocabulary), 1))
     )
     return vocabulary, matrix
-
-
-def _add_membership(
-    relevance: np.ndarray,
-    membership: tuple[dict[str, int], sp.csr_matrix],
-    wanted: Sequence[Sequence[str]],
-    *,
-    casefold: bool,
-    weight: float,
-) -> None:
-    vocabulary, matrix = membership
-    rows, cols = [], []
-    for r, names in enumerate(wanted):
-        for name in names:
-            column = vocabulary.get(name.casefold() if casefold else name)
-            if column is not None:
-                rows.append(r)
-                cols.append(column)
-    if not rows:
-        return
-    query = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(wanted), matrix.shape[1]))
-    relevance += weight * ((query @ matrix.T).toarray() > 0)

@@ -79,6 +79,7 @@ class LexicalIndex:
         n = max(len(titles), 1)
         self.idf = np.log1p((n - df + 0.5) / (df + 0.5))
         self.weights = self._weigh(title_counts, abstract_counts)
+        self._typical_idf = float(np.median(self.idf)) if len(self.idf) else 1.0
         self.presence = (title_counts + abstract_counts).tocsr()
         self.presence.data[:] = 1.0
 
@@ -110,33 +111,34 @@ class LexicalIndex:
             indptr.append(len(indices))
         return _csr(indices, indptr, len(self.vocabulary))
 
-    def query_matrix(self, phrases: Sequence[str]) -> sp.csr_matrix:
+    def query_matrix(self, phrases: Sequence[str]) -> tuple[sp.csr_matrix, np.ndarray]:
         """One row per phrase, normalised so that a paper that has every word and
-        pair of the phrase in its title scores close to 1."""
+        pair of the phrase in its title scores close to 1; and each phrase's
+        ideal weight (what a perfect match would sum to before normalising)."""
         rows, cols, values = [], [], []
+        ideals = np.zeros(len(phrases), dtype=np.float64)
         for row, phrase in enumerate(phrases):
             weights: dict[int, float] = {}
-            for term in terms(phrase):
+            unknown = 0.0
+            for term in set(terms(phrase)):
+                weight = self.config.phrase_weight if is_pair(term) else 1.0
                 column = self.vocabulary.get(term)
-                if column is not None:
-                    weights[column] = self.config.phrase_weight if is_pair(term) else 1.0
+                if column is None:
+                    unknown += weight
+                else:
+                    weights[column] = weight
             # Unknown words count in the norm: a phrase half made of words no paper
             # uses is at best half matched.
-            unknown = sum(
-                self.config.phrase_weight if is_pair(t) else 1.0
-                for t in set(terms(phrase))
-                if t not in self.vocabulary
-            )
-            ideal = sum(w * self.idf[c] for c, w in weights.items())
-            if unknown:
-                ideal += unknown * float(np.median(self.idf)) if len(self.idf) else unknown
+            ideal = sum(w * self.idf[c] for c, w in weights.items()) + unknown * self._typical_idf
+            ideals[row] = ideal
             for column, weight in weights.items():
                 rows.append(row)
                 cols.append(column)
                 values.append(weight / (ideal * self._saturated_title) if ideal else 0.0)
-        return sp.csr_matrix(
+        matrix = sp.csr_matrix(
             (values, (rows, cols)), shape=(len(phrases), max(len(self.vocabulary), 1))
         )
+        return matrix, ideals
 
     @property
     def _saturated_title(self) -> float:
