@@ -40,7 +40,7 @@ import numpy as np
 
 from config.ranking import load_ranking_config
 from digest.models import Paper
-from digest.ranking import Candidates, PhraseTable, Profile, select_for
+from digest.ranking import Candidates, PhraseTable, Profile, select_in_chunks
 from digest.semantic import load_embedder, paper_text
 from digest.sources import PaperRecord
 from digest.sources.arxiv_api import parse_arxiv_api_page
@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=2_000)
     parser.add_argument("--phrases", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=2, help="threads ranking chunks")
     parser.add_argument(
         "--cache",
         type=Path,
@@ -219,17 +220,11 @@ def main() -> None:
     started = time.perf_counter()
     picked = 0
     empty = 0
-    for offset in range(0, len(profiles), args.chunk):
-        chunk = profiles[offset : offset + args.chunk]
-        selected = select_for(
-            candidates,
-            chunk,
-            sent=sent[offset : offset + args.chunk],
-            embedder=embedder,
-            phrases=table,
-        )
+    for offset, selected in select_in_chunks(
+        candidates, profiles, sent=sent, phrases=table, chunk=args.chunk, workers=args.workers
+    ):
         picked += len(selected)
-        empty += len(chunk) - len(np.unique(selected.readers))
+        empty += min(args.chunk, len(profiles) - offset) - len(np.unique(selected.readers))
     ranked = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
@@ -238,7 +233,7 @@ def main() -> None:
         f"{empty:,} readers with nothing relevant enough)"
     )
     print(f"total without the one-off embeddings:       {built + ranked:7.2f} s")
-    print(f"peak RSS: {peak:,.0f} MiB (chunks of {args.chunk:,} readers)")
+    print(f"peak RSS: {peak:,.0f} MiB (chunks of {args.chunk:,} readers, {args.workers} threads)")
     feedback = [i for p in profiles for i in (*p.more_like, *p.fewer_like)]
     assert all(i in candidates.position for i in feedback)
 

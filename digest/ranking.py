@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -451,6 +452,39 @@ def select_for(
         np.concatenate([p[2] for p in parts])[order],
         np.concatenate([p[3] for p in parts])[order],
     )
+
+
+def select_in_chunks(
+    candidates: Candidates,
+    profiles: Sequence[Profile],
+    *,
+    sent: Sequence[Iterable[int]] | None = None,
+    embedder: Embedder | None = None,
+    phrases: PhraseTable | None = None,
+    chunk: int = 2000,
+    workers: int = 2,
+) -> Iterator[tuple[int, Selected]]:
+    """:func:`select_for` over a large batch: ``(offset, picks)`` per chunk of readers.
+
+    Memory is bounded by the chunk; chunks run on ``workers`` threads (numpy and
+    scipy release the GIL in the heavy parts). Everything the chunks share is
+    computed first, so that the threads only read it.
+    """
+    table = phrases if phrases is not None else PhraseTable(candidates, embedder)
+    table.ensure([p for profile in profiles for p in profile.phrases])
+    candidates.containing([k for profile in profiles for k in profile.excluded])
+    for kind in ("more_like", "fewer_like"):
+        candidates.closeness_rows([i for p in profiles for i in getattr(p, kind)], None)
+    sent_lists = list(sent) if sent is not None else [() for _ in profiles]
+
+    def run(offset: int) -> tuple[int, Selected]:
+        end = offset + chunk
+        return offset, select_for(
+            candidates, profiles[offset:end], sent=sent_lists[offset:end], phrases=table
+        )
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        yield from pool.map(run, range(0, len(profiles), chunk))
 
 
 Cells = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
