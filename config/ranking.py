@@ -7,7 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 
 class _Section(BaseModel):
@@ -39,6 +40,16 @@ class RelevanceConfig(_Section):
     more_like_weight: float = Field(default=0.8, ge=0)
     fewer_like_weight: float = Field(default=0.8, ge=0)
 
+    @model_validator(mode="after")
+    def _band(self) -> RelevanceConfig:
+        # Similarities are mapped onto 0..1 by (cosine - floor) / (ceiling - floor).
+        if self.semantic_floor >= self.semantic_ceiling:
+            raise ValueError(
+                f"semantic_floor ({self.semantic_floor:g}) must be below "
+                f"semantic_ceiling ({self.semantic_ceiling:g})"
+            )
+        return self
+
 
 class SelectionConfig(_Section):
     relevance_weight: float = Field(default=0.85, ge=0)
@@ -67,5 +78,19 @@ def load_ranking_config(path: Path | None = None) -> RankingConfig:
         return RankingConfig.model_validate(tomllib.loads(text))
     except OSError as exc:
         raise RankingConfigError(f"cannot read {path}: {exc}") from exc
-    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+    except tomllib.TOMLDecodeError as exc:
         raise RankingConfigError(f"ranking file {path or 'config/ranking.toml'}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(_problem(error) for error in exc.errors())
+        raise RankingConfigError(
+            f"ranking file {path or 'config/ranking.toml'}: {problems}"
+        ) from exc
+
+
+def _problem(error: ErrorDetails) -> str:
+    """One validation error as ``section.key: what is wrong``, without pydantic's details."""
+    where = ".".join(str(part) for part in error["loc"]) or "file"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    message = error["msg"].removeprefix("Value error, ").replace("Input should", "should", 1)
+    return f"{where}: {message}"

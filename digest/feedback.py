@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.models import Feedback, FeedbackKind, Paper, Subscriber
@@ -32,23 +33,29 @@ def record_feedback(
     paper = session.get(Paper, paper_id)
     if paper is None:
         raise UnknownPaper(paper_id)
-    existing = session.get(Feedback, (subscriber.id, paper_id))
-    if existing is None:
-        session.add(
-            Feedback(subscriber_id=subscriber.id, paper_id=paper_id, kind=kind, created_at=now)
-        )
-    else:
-        existing.kind = kind
-        existing.created_at = now
-    session.flush()
+    # One statement, not read-then-insert: a double click sends two requests at once,
+    # and the second would otherwise fail on the row the first is inserting.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Feedback).values(
+        subscriber_id=subscriber.id, paper_id=paper_id, kind=kind, created_at=now
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=[Feedback.subscriber_id, Feedback.paper_id],
+        set_={"kind": statement.excluded.kind, "created_at": statement.excluded.created_at},
+    ).returning(Feedback)
+    # Read back so that a Feedback already loaded in this session shows the new choice.
+    session.scalars(upsert, execution_options={"populate_existing": True}).one()
     return paper
 
 
 def withdraw_feedback(session: Session, subscriber: Subscriber, paper_id: int) -> None:
-    existing = session.get(Feedback, (subscriber.id, paper_id))
-    if existing is not None:
-        session.delete(existing)
-        session.flush()
+    # Idempotent: undo pressed twice deletes once, without a "0 rows deleted" warning.
+    session.execute(
+        delete(Feedback).where(
+            Feedback.subscriber_id == subscriber.id, Feedback.paper_id == paper_id
+        ),
+        execution_options={"synchronize_session": "fetch"},
+    )
 
 
 def feedback_of(session: Session, subscriber: Subscriber) -> list[tuple[Paper, Feedback]]:
