@@ -77,20 +77,33 @@ class Profile:
 
 
 def profile_of(session: Session, subscriber: Subscriber) -> Profile:
-    feedback = session.execute(
-        select(Feedback.paper_id, Feedback.kind)
-        .where(Feedback.subscriber_id == subscriber.id)
-        .order_by(Feedback.created_at, Feedback.paper_id)
-    ).all()
-    return Profile(
-        interests=subscriber.interests,
-        authors=tuple(subscriber.followed_authors),
-        categories=tuple(subscriber.categories),
-        excluded=tuple(subscriber.excluded_keywords),
-        more_like=tuple(p for p, k in feedback if k == FeedbackKind.MORE),
-        fewer_like=tuple(p for p, k in feedback if k == FeedbackKind.FEWER),
-        limit=subscriber.papers_per_digest,
-    )
+    [profile] = profiles_of(session, [subscriber])
+    return profile
+
+
+def profiles_of(session: Session, subscribers: Sequence[Subscriber]) -> list[Profile]:
+    """Readers' profiles: their preferences and their "more / fewer like this"."""
+    feedback: dict[int, list[tuple[int, FeedbackKind]]] = {s.id: [] for s in subscribers}
+    ids = list(feedback)
+    for offset in range(0, len(ids), 5000):
+        for subscriber_id, paper_id, kind in session.execute(
+            select(Feedback.subscriber_id, Feedback.paper_id, Feedback.kind)
+            .where(Feedback.subscriber_id.in_(ids[offset : offset + 5000]))
+            .order_by(Feedback.created_at, Feedback.paper_id)
+        ):
+            feedback[subscriber_id].append((paper_id, kind))
+    return [
+        Profile(
+            interests=s.interests,
+            authors=tuple(s.followed_authors),
+            categories=tuple(s.categories),
+            excluded=tuple(s.excluded_keywords),
+            more_like=tuple(p for p, k in feedback[s.id] if k == FeedbackKind.MORE),
+            fewer_like=tuple(p for p, k in feedback[s.id] if k == FeedbackKind.FEWER),
+            limit=s.papers_per_digest,
+        )
+        for s in subscribers
+    ]
 
 
 @dataclass(frozen=True)
@@ -114,13 +127,24 @@ class Ranker(Protocol):
 
 
 def sent_paper_ids(session: Session, subscriber_id: int) -> set[int]:
-    return set(
-        session.scalars(
-            select(DeliveryPaper.paper_id)
+    return sent_paper_ids_of(session, [subscriber_id]).get(subscriber_id, set())
+
+
+def sent_paper_ids_of(session: Session, subscriber_ids: Sequence[int]) -> dict[int, set[int]]:
+    """The papers each reader was already sent (what "never twice" is checked against)."""
+    sent: dict[int, set[int]] = {}
+    ids = list(subscriber_ids)
+    for offset in range(0, len(ids), 5000):
+        for subscriber_id, paper_id in session.execute(
+            select(Delivery.subscriber_id, DeliveryPaper.paper_id)
             .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
-            .where(Delivery.subscriber_id == subscriber_id, Delivery.status == DeliveryStatus.SENT)
-        )
-    )
+            .where(
+                Delivery.subscriber_id.in_(ids[offset : offset + 5000]),
+                Delivery.status == DeliveryStatus.SENT,
+            )
+        ):
+            sent.setdefault(subscriber_id, set()).add(paper_id)
+    return sent
 
 
 @dataclass
@@ -736,6 +760,7 @@ class TrendingRanker:
         self.embedder = embedder
         self._cache: tuple[tuple[object, ...], Candidates] | None = None
         self._phrases: PhraseTable | None = None
+        self._prepared: dict[int, tuple[datetime, Selection]] = {}
 
     def candidates(
         self, session: Session, *, now: datetime, since: datetime | None = None
@@ -801,12 +826,28 @@ class TrendingRanker:
         sent: set[int] | None = None,
         since: datetime | None = None,
     ) -> Selection:
+        [selection] = self.rank_many(session, [profile], now=now, sent=[sent or set()], since=since)
+        return selection
+
+    def rank_many(
+        self,
+        session: Session,
+        profiles: Sequence[Profile],
+        *,
+        now: datetime,
+        sent: Sequence[set[int]],
+        since: datetime | None = None,
+    ) -> list[Selection]:
+        """Selections for many readers at once: one pass over the candidates."""
         candidates = self.candidates(session, now=now, since=since)
         if not len(candidates):
-            return Selection([], "no new papers for this reader")
-        feedback_ids = [
-            i for i in (*profile.more_like, *profile.fewer_like) if i not in candidates.position
-        ]
+            return [Selection([], "no new papers for this reader") for _ in profiles]
+        feedback_ids = {
+            i
+            for profile in profiles
+            for i in (*profile.more_like, *profile.fewer_like)
+            if i not in candidates.position
+        }
         rows: dict[int, np.ndarray | sp.csr_matrix] = {}
         if feedback_ids:
             others = list(session.scalars(select(Paper).where(Paper.id.in_(feedback_ids))))
@@ -817,42 +858,65 @@ class TrendingRanker:
             )
             reference = candidates.reference_rows(others, vectors)
             rows = {p.id: reference[k] for k, p in enumerate(others)}
-        choices = select_for(
+        selected = select_for(
             candidates,
-            [profile],
-            sent=[sent or set()],
+            profiles,
+            sent=sent,
             embedder=self.embedder,
             feedback_rows=rows,
             phrases=self.phrase_table(candidates),
-        ).of(0)
-        if not choices and profile.personal:
-            if not self.config.selection.send_trending_when_nothing_relevant:
-                return Selection([], "nothing relevant enough today")
-            fallback = select_for(
-                candidates,
-                [
-                    Profile(
-                        excluded=profile.excluded,
-                        fewer_like=profile.fewer_like,
-                        limit=profile.limit,
-                    )
-                ],
-                sent=[sent or set()],
-            ).of(0)
-            return Selection(
-                [explain(candidates, Profile(), c.position, c.score, None) for c in fallback],
-                "nothing relevant enough: sent the overall trending list",
-            )
-        if not choices:
-            return Selection([], "no new papers for this reader")
-        return Selection(
-            [
-                explain(candidates, profile, c.position, c.score, c.relevance, self.embedder)
-                for c in choices
-            ]
         )
+        selections = []
+        for r, profile in enumerate(profiles):
+            choices = selected.of(r)
+            if choices:
+                selections.append(
+                    Selection(
+                        [
+                            explain(
+                                candidates, profile, c.position, c.score, c.relevance, self.embedder
+                            )
+                            for c in choices
+                        ]
+                    )
+                )
+            elif not profile.personal:
+                selections.append(Selection([], "no new papers for this reader"))
+            elif not self.config.selection.send_trending_when_nothing_relevant:
+                selections.append(Selection([], "nothing relevant enough today"))
+            else:
+                general = Profile(
+                    excluded=profile.excluded, fewer_like=profile.fewer_like, limit=profile.limit
+                )
+                fallback = select_for(candidates, [general], sent=[sent[r]]).of(0)
+                selections.append(
+                    Selection(
+                        [explain(candidates, general, c.position, c.score, None) for c in fallback],
+                        "nothing relevant enough: sent the overall trending list",
+                    )
+                )
+        return selections
+
+    def prepare(
+        self, session: Session, subscribers: Sequence[Subscriber], *, now: datetime
+    ) -> None:
+        """Rank a batch of readers in one pass; their :meth:`pick` then returns the result.
+
+        For a batch about to be sent: ``pick`` falls back to ranking alone any
+        reader not prepared, or prepared for another moment.
+        """
+        ids = [s.id for s in subscribers]
+        profiles = profiles_of(session, subscribers)
+        sent = sent_paper_ids_of(session, ids)
+        selections = self.rank_many(
+            session, profiles, now=now, sent=[sent.get(i, set()) for i in ids]
+        )
+        self._prepared = {i: (now, selection) for i, selection in zip(ids, selections, strict=True)}
 
     def pick(self, session: Session, subscriber: Subscriber, *, now: datetime) -> Selection:
+        prepared = self._prepared.pop(subscriber.id, None)
+        if prepared is not None and prepared[0] == now:
+            return prepared[1]
         return self.rank(
             session,
             profile_of(session, subscriber),

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.ranking import RankingConfig, load_ranking_config
@@ -23,6 +23,7 @@ from digest.delivery import Outcome, send_delivery
 from digest.digests import DigestComposer
 from digest.ingest import Progress, SourceSummary, ingest
 from digest.mailer import SmtpConfig, SmtpSender
+from digest.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
 from digest.notices import NoticeComposer
 from digest.ranking import TrendingRanker
 from digest.semantic import Embedder, load_embedder
@@ -112,6 +113,22 @@ class Runtime:
 
     def send_batch(self, delivery_ids: list[int], *, now: datetime | None = None) -> BatchResult:
         result = BatchResult()
+        moment = now or utcnow()
+        # The batch's readers are ranked together, in one pass over the candidates.
+        with unit_of_work(self.session_factory) as session:
+            readers = list(
+                session.scalars(
+                    select(Subscriber)
+                    .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                    .where(
+                        Delivery.id.in_(delivery_ids),
+                        Delivery.status == DeliveryStatus.QUEUED,
+                        Subscriber.status == SubscriberStatus.ACTIVE,
+                    )
+                )
+            )
+            if readers:
+                self.ranker.prepare(session, readers, now=moment)
         with self.sender.connection() as connection:
             for delivery_id in delivery_ids:
                 # One transaction per delivery: a crash loses at most the message in flight.
@@ -122,7 +139,7 @@ class Runtime:
                         composer=self.composer,
                         ranker=self.ranker,
                         connection=connection,
-                        now=now or utcnow(),
+                        now=moment,
                         max_attempts=self.settings.send_max_attempts,
                     )
         log.info("sent batch of %d: %s", len(delivery_ids), result.counts())

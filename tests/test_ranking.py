@@ -274,3 +274,25 @@ def test_semantic_matching_finds_papers_that_share_no_words(session: Session) ->
     assert "close to “making networks run on phones”" in picks[0].reason
     # The lexical ranker alone finds nothing relevant enough.
     assert ids(lexical_ranker(), session, interests="making networks run on phones") == []
+
+
+def test_a_batch_ranked_together_picks_what_each_reader_gets_alone(session: Session) -> None:
+    make_paper(session, title="Diffusion models for video", upvotes=30)
+    make_paper(session, title="Protein folding with transformers", upvotes=10)
+    make_paper(session, title="Quantum error correction", upvotes=50)
+    readers = [
+        make_subscriber(session, interests="diffusion, video"),
+        make_subscriber(session, interests="protein folding"),
+        make_subscriber(session),
+        make_subscriber(session, interests="origami"),
+    ]
+    alone = [
+        [p.paper.id for p in lexical_ranker().pick(session, r, now=NOW).picks] for r in readers
+    ]
+    ranker = lexical_ranker()
+
+    ranker.prepare(session, readers, now=NOW)
+
+    together = [[p.paper.id for p in ranker.pick(session, r, now=NOW).picks] for r in readers]
+    assert together == alone
+    assert [len(p) for p in alone] == [1, 1, 3, 0]
