@@ -56,6 +56,7 @@ class SelectionConfig(_Section):
     trending_weight: float = Field(default=0.15, ge=0)
     min_relevance: float = Field(default=0.15, ge=0, le=1)
     send_trending_when_nothing_relevant: bool = False
+    phrase_candidates: int = Field(default=50, ge=1)
     near_duplicate_similarity: float = Field(default=0.9, gt=0, le=1)
 
 
