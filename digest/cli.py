@@ -61,9 +61,16 @@ def load_settings() -> Settings:
 
 
 def _runtime() -> Runtime:
+    from config.ranking import RankingConfigError
     from digest.runtime import Runtime
 
-    return Runtime(load_settings())
+    runtime = Runtime(load_settings())
+    try:
+        # Read now: a bad file is one line here, not a traceback at the first send.
+        runtime.ranking_config  # noqa: B018
+    except RankingConfigError as exc:
+        fail(str(exc), 2)
+    return runtime
 
 
 def _celery() -> DigestCelery:

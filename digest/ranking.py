@@ -72,8 +72,9 @@ class Profile:
 
     @property
     def personal(self) -> bool:
-        """Whether the reader said what they want (otherwise: the overall trending list)."""
-        return bool(self.phrases or self.authors or self.categories or self.more_like)
+        """Whether the reader said what they want (otherwise: the overall trending list,
+        reordered by their "more / fewer like this")."""
+        return bool(self.phrases or self.authors or self.categories)
 
 
 def profile_of(session: Session, subscriber: Subscriber) -> Profile:
@@ -461,7 +462,7 @@ def select_for(
         rows, cols, final, relevance = (
             _select_personal(candidates, chosen, chosen_sent, table, feedback_rows)
             if personal
-            else _select_trending(candidates, chosen, chosen_sent)
+            else _select_trending(candidates, chosen, chosen_sent, feedback_rows)
         )
         parts.append((subset[rows], cols, final, relevance))
     if not parts:
@@ -630,24 +631,55 @@ def _flagged(matrix: sp.csr_matrix, flag: int) -> sp.csr_matrix:
 
 
 def _select_trending(
-    candidates: Candidates, profiles: Sequence[Profile], sent: Sequence[Iterable[int]]
+    candidates: Candidates,
+    profiles: Sequence[Profile],
+    sent: Sequence[Iterable[int]],
+    feedback_rows: dict[int, np.ndarray | sp.csr_matrix] | None = None,
 ) -> Cells:
-    """Readers without a profile: the overall trending list, minus what they excluded
-    or were sent. Only the head of that list can matter to anyone."""
+    """Readers without interests: the overall trending list, minus what they excluded
+    or were sent. "More / fewer like this" reorders it (blended as relevance is),
+    but never shortens it: such a reader still gets a full digest."""
     n = len(candidates)
-    order = np.argsort(-candidates.trending, kind="stable")
+    config = candidates.config
     blocked = _blocked(candidates, profiles, sent)
+    more_owners, more = _closeness(candidates, profiles, "more_like", feedback_rows)
+    fewer_owners, fewer = _closeness(candidates, profiles, "fewer_like", feedback_rows)
+    with_feedback = np.union1d(more_owners, fewer_owners).astype(np.int64)
+    # Without feedback only the head of the list can matter to anyone.
+    order = np.argsort(-candidates.trending, kind="stable")
     longest = max((p.limit for p in profiles), default=0)
     per_reader = np.bincount(blocked // n, minlength=len(profiles)) if blocked.size else None
     duplicates = sum(len(g) for g in candidates.duplicate_groups)
     head = min(n, longest + (int(per_reader.max()) if per_reader is not None else 0) + duplicates)
-    columns = order[:head]
-    rows = np.repeat(np.arange(len(profiles)), head)
-    cols = np.tile(columns, len(profiles))
+    plain = np.setdiff1d(np.arange(len(profiles)), with_feedback)
+    rows = np.concatenate([np.repeat(plain, head), np.repeat(with_feedback, n)])
+    cols = np.concatenate(
+        [np.tile(order[:head], len(plain)), np.tile(np.arange(n), len(with_feedback))]
+    )
+    order_rows = np.argsort(rows, kind="stable")
+    rows, cols = rows[order_rows], cols[order_rows]
     keep = ~np.isin(rows * n + cols, blocked)
     rows, cols = rows[keep], cols[keep]
     final = candidates.trending[cols].astype(np.float64)
-    return _best_per_reader(candidates, profiles, rows, cols, final, np.full(len(rows), np.nan))
+    relevance = np.full(len(rows), np.nan)
+    if with_feedback.size:
+        liked = np.zeros(len(rows))
+        for owners, closeness, weight in (
+            (more_owners, more, config.relevance.more_like_weight),
+            (fewer_owners, fewer, -config.relevance.fewer_like_weight),
+        ):
+            if len(owners):
+                local = np.full(len(profiles), -1, dtype=np.int64)
+                local[owners] = np.arange(len(owners))
+                has = np.flatnonzero(local[rows] >= 0)
+                liked[has] += weight * closeness[local[rows[has]], cols[has]]
+        touched = np.isin(rows, with_feedback)
+        final[touched] = (
+            config.selection.relevance_weight * liked[touched]
+            + config.selection.trending_weight * final[touched]
+        )
+        relevance[touched & (liked > 0)] = liked[touched & (liked > 0)]
+    return _best_per_reader(candidates, profiles, rows, cols, final, relevance)
 
 
 def _best_per_reader(

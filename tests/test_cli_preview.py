@@ -176,10 +176,6 @@ def test_a_subscriber_gets_their_profile_without_what_they_were_sent(
     assert after[:3] == [p["id"] for p in typed[1:]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="digest/cli.py does not catch RankingConfigError: a traceback, not one line",
-)
 def test_a_bad_ranking_file_is_one_clear_line(sample: dict[str, str], tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[trending]\nhalf_life_hours = 0\n", encoding="utf-8")

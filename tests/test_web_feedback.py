@@ -496,11 +496,6 @@ def test_fewer_like_this_from_a_digest_keeps_the_paper_out_of_the_next_one(
     assert text is not None and "Prompt tuning" not in text.get_content()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="digest/ranking.py: for a reader without interests, fewer-like-this only drops "
-    "the paper itself (already sent anyway); papers close to it keep their place",
-)
 def test_fewer_like_this_lowers_close_papers_for_a_reader_without_interests(
     client: TestClient,  # noqa: F811
     web_settings: Settings,  # noqa: F811
@@ -539,11 +534,6 @@ def test_fewer_like_this_lowers_close_papers_for_a_reader_without_interests(
     assert next_day == [weather.id], f"{close.id} is the paper close to the one refused"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="digest/ranking.py: feedback alone makes a profile 'personal', so min_relevance "
-    "applies: one more-like-this click shrinks the trending digest to papers like that one",
-)
 def test_more_like_this_keeps_a_full_digest_for_a_reader_without_interests(
     client: TestClient,  # noqa: F811
     web_settings: Settings,  # noqa: F811

@@ -12,6 +12,7 @@ from functools import cached_property
 from celery import Celery
 
 from config.beat import beat_schedule
+from config.ranking import load_ranking_config
 from config.settings import Settings, get_settings
 from digest.runtime import Runtime
 
@@ -31,6 +32,8 @@ class DigestCelery(Celery):  # type: ignore[misc]
 
 
 def create_celery(settings: Settings) -> DigestCelery:
+    # A worker with a bad ranking file refuses to start rather than fail every send.
+    load_ranking_config(settings.ranking_file)
     app = DigestCelery(settings)
     eager = not settings.broker_url
     app.conf.update(
