@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
+from psycopg import AsyncConnection
 from sqlalchemy import Connection, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
@@ -130,6 +131,25 @@ def unsubscribe_by_link(
         )
     )
     return bool(result.rowcount)
+
+
+# unsubscribe_by_link as PostgreSQL SQL, for a bare psycopg connection.
+_UNSUBSCRIBE_BY_LINK_SQL = (
+    "UPDATE subscribers SET status = %s, unsubscribed_at = coalesce(unsubscribed_at, %s) "
+    "WHERE id = %s AND token_version = %s"
+)
+
+
+async def unsubscribe_by_link_async(
+    connection: AsyncConnection[Any], subscriber_id: int, version: int, *, now: datetime
+) -> bool:
+    """:func:`unsubscribe_by_link` on PostgreSQL through psycopg's async connection
+    (the one-click path of the web app, which runs it on the event loop)."""
+    cursor = await connection.execute(
+        _UNSUBSCRIBE_BY_LINK_SQL,
+        (SubscriberStatus.UNSUBSCRIBED.value, now, subscriber_id, version),
+    )
+    return bool(cursor.rowcount)
 
 
 def unsubscribe(session: Session, subscriber: Subscriber, *, now: datetime) -> bool:

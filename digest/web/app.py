@@ -13,7 +13,9 @@ from the links in every email.
   mail clients send without cookies; it gets a plain 200.
 
 Routes parse the request and render; what they do is in :mod:`digest.subscribers`.
-Database work runs in the thread pool so one slow query never stalls the loop.
+Database work runs in the thread pool so one slow query never stalls the loop;
+on PostgreSQL the one-click POSTs, which arrive by the thousand after a send, are
+answered on the loop before routing (:mod:`digest.web.one_click`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from digest.subscribers import (
     unsubscribe_by_link,
 )
 from digest.tokens import InvalidToken, Purpose, Signer
+from digest.web.one_click import OneClickShortcut, OneClickUnsubscriber
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -148,12 +151,25 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
         undefined=StrictUndefined,
     )
 
+    # The one-click POSTs after a send, on the event loop (see digest.web.one_click).
+    one_click = (
+        None
+        if sqlite
+        else OneClickUnsubscriber(runtime.engine, connections=settings.web_db_connections)
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Request threads, each with a connection when it needs one.
         to_thread.current_default_thread_limiter().total_tokens = settings.web_db_connections
-        yield
-        runtime.dispose()
+        if one_click is not None:
+            await one_click.open()
+        try:
+            yield
+        finally:
+            if one_click is not None:
+                await one_click.close()
+            runtime.dispose()
 
     app = FastAPI(
         title=settings.site_name,
@@ -162,8 +178,12 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
+    if one_click is not None:
+        app.add_middleware(OneClickShortcut, unsubscriber=one_click, signer=signer)
+    # Added last, so outermost: its headers go on the shortcut's answers too.
     app.add_middleware(SecurityHeaders)
     app.state.runtime = runtime
+    app.state.one_click = one_click
 
     def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         html = pages.get_template(f"web/{name}.html").render(
