@@ -17,9 +17,11 @@ from psycopg import AsyncConnection
 from sqlalchemy import Connection, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from digest.feedback import feedback_of
 from digest.models import (
     Delivery,
     DeliveryPaper,
+    Feedback,
     Frequency,
     Subscriber,
     SubscriberStatus,
@@ -412,6 +414,15 @@ def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
             "timezone": subscriber.timezone,
             "papers_per_digest": subscriber.papers_per_digest,
         },
+        "feedback": [
+            {
+                "kind": feedback.kind.value,
+                "title": paper.shown_title,
+                "url": paper.url,
+                "at": _iso(feedback.created_at),
+            }
+            for paper, feedback in feedback_of(session, subscriber)
+        ],
         "digests": [
             {
                 "edition": delivery.edition,
@@ -435,6 +446,7 @@ def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     honours only when foreign keys are switched on for the connection.
     """
     delivery_ids = select(Delivery.id).where(Delivery.subscriber_id == subscriber.id)
+    session.execute(delete(Feedback).where(Feedback.subscriber_id == subscriber.id))
     session.execute(delete(DeliveryPaper).where(DeliveryPaper.delivery_id.in_(delivery_ids)))
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
     session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))

@@ -42,8 +42,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings, get_settings
 from digest.db import after_commit, unit_of_work, utcnow
+from digest.feedback import parse_kind, record_feedback, withdraw_feedback
 from digest.links import Links
-from digest.models import Frequency, Subscriber, SubscriberStatus
+from digest.models import FeedbackKind, Frequency, Paper, Subscriber, SubscriberStatus
 from digest.ratelimit import RateLimiter
 from digest.runtime import Runtime
 from digest.subscribers import (
@@ -577,6 +578,70 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
             )
 
         return await signed_form(request, Purpose.PREFERENCES, token, erase)
+
+    # -- feedback: "more / fewer like this" on a paper of a digest -----------------
+
+    def feedback_holder(session: Session, token: str) -> tuple[Subscriber, Paper | None]:
+        """The link's subscriber and paper (None: the paper was deleted since)."""
+        subscriber, paper_id = holder(session, Purpose.FEEDBACK, token)
+        if paper_id is None:
+            raise InvalidToken("this link is not valid")
+        return subscriber, session.get(Paper, paper_id)
+
+    def paper_gone(subscriber: Subscriber) -> HTMLResponse:
+        # Not LinkGone: the subscription is fine, only the paper is not.
+        return message(
+            "This paper is no longer here",
+            "It has been removed, so feedback on it would change nothing. "
+            "Your subscription is not affected.",
+            status_code=404,
+            link=(links.preferences(subscriber), "Edit your interests and other preferences"),
+        )
+
+    def feedback_view(
+        subscriber: Subscriber, paper: Paper, token: str, kind: str, *, done: bool
+    ) -> HTMLResponse:
+        return page(
+            "feedback",
+            kind=kind,
+            done=done,
+            token=token,
+            title=paper.shown_title,
+            email=subscriber.email,
+            preferences_url=links.preferences(subscriber),
+        )
+
+    @app.get("/feedback/{token}", response_class=HTMLResponse)
+    async def feedback_page(token: str, kind: str = "more") -> HTMLResponse:
+        # A GET never records anything: mail scanners follow links.
+        def show(session: Session) -> HTMLResponse:
+            subscriber, paper = feedback_holder(session, token)
+            if paper is None:
+                return paper_gone(subscriber)
+            wanted = parse_kind(kind) or FeedbackKind.MORE
+            return feedback_view(subscriber, paper, token, wanted.value, done=False)
+
+        return await transaction(show)
+
+    @app.post("/feedback/{token}", response_class=HTMLResponse)
+    async def feedback_post(token: str, request: Request) -> HTMLResponse:
+        fields = await form_fields(request)
+
+        def record(session: Session) -> HTMLResponse:
+            subscriber, paper = feedback_holder(session, token)
+            if paper is None:
+                return paper_gone(subscriber)
+            wanted = fields.get("kind", "")
+            kind = parse_kind(wanted)
+            if kind is not None:
+                record_feedback(session, subscriber, paper.id, kind, now=utcnow())
+            elif wanted == "clear":
+                withdraw_feedback(session, subscriber, paper.id)
+            else:
+                return message("Unknown choice", "Use the buttons of the page.", 400)
+            return feedback_view(subscriber, paper, token, wanted, done=True)
+
+        return await transaction(record)
 
     # -- unsubscribe ----------------------------------------------------------------
 
