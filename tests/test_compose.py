@@ -318,6 +318,11 @@ def check_web(stack: Stack) -> None:
     result = stack.run(check, env=web.env, timeout=30)
     assert result.returncode == 0, f"web healthcheck failed: {result.stderr}\n{web.report()}"
 
+    # A year-long link is a credential: the access log shows the path without it.
+    httpx.get(f"http://127.0.0.1:{port}/preferences/SECRET-TOKEN-12345", timeout=5)
+    assert wait_for(lambda: "GET /preferences/… HTTP" in web.output(), timeout=10), web.report()
+    assert "SECRET-TOKEN-12345" not in web.output()
+
 
 def check_worker(stack: Stack) -> None:
     worker = stack.start("worker", list(SERVICES["worker"]["command"]))

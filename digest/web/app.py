@@ -70,6 +70,7 @@ from digest.subscribers import (
     unsubscribe_by_link,
 )
 from digest.tokens import InvalidToken, Purpose, Signer
+from digest.web.access_log import redact_access_log
 from digest.web.one_click import OneClickShortcut, OneClickUnsubscriber
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class LinkGone(Exception):
 def app_from_environment() -> FastAPI:
     """The app as ``digest web`` serves it, from ``DIGEST_*`` (uvicorn's factory)."""
     app = create_app(get_settings())
+    redact_access_log()
     # What the imports and the app built lives as long as the process: frozen, the
     # cyclic collector's full passes no longer walk it. Under the one-click spike
     # they came every second or two and took ~100 ms each: the whole p99.
