@@ -34,7 +34,7 @@ from digest.models import (
     PopularitySignal,
     Subscriber,
 )
-from digest.relevance import LexicalIndex, split_phrases
+from digest.relevance import LexicalIndex, split_phrases, stems
 from digest.semantic import Embedder, paper_vectors
 from digest.trending import Trend, trending_scores, trends_for, velocity_label
 
@@ -68,7 +68,8 @@ class Profile:
 
     @cached_property
     def phrases(self) -> list[str]:
-        return split_phrases(self.interests)
+        # "none", "-", "n/a": phrases with no word to match are not interests.
+        return [p for p in split_phrases(self.interests) if any(len(w) > 1 for w in stems(p))]
 
     @property
     def personal(self) -> bool:
@@ -244,13 +245,16 @@ class Candidates:
 
     def containing(self, keywords: Sequence[str]) -> list[np.ndarray]:
         """For each keyword, the positions of the candidates that contain it."""
-        missing = [k for k in dict.fromkeys(keywords) if k not in self._containing]
+        found = {k: self._containing[k] for k in keywords if k in self._containing}
+        missing = [k for k in dict.fromkeys(keywords) if k not in found]
         if missing:
+            for keyword, row in zip(missing, self.lexical.contains(missing), strict=True):
+                found[keyword] = np.flatnonzero(row)
+            # Bounded: a full cache starts again (the answer above is already complete).
             if len(self._containing) + len(missing) > MAX_CACHED_CLOSENESS:
                 self._containing.clear()
-            for keyword, row in zip(missing, self.lexical.contains(missing), strict=True):
-                self._containing[keyword] = np.flatnonzero(row)
-        return [self._containing[k] for k in keywords]
+            self._containing.update((k, found[k]) for k in missing)
+        return [found[k] for k in keywords]
 
     def closeness_rows(
         self,
@@ -259,24 +263,26 @@ class Candidates:
     ) -> dict[int, np.ndarray]:
         """Closeness of every candidate to each paper (those that can be compared),
         remembered: the same few papers get feedback from many readers."""
+        known = {i: self._closeness[i] for i in paper_ids if i in self._closeness}
         missing = [
             i
             for i in dict.fromkeys(paper_ids)
-            if i not in self._closeness
-            and (i in self.position or (feedback_rows or {}).get(i) is not None)
+            if i not in known and (i in self.position or (feedback_rows or {}).get(i) is not None)
         ]
         if missing:
-            if len(self._closeness) + len(missing) > MAX_CACHED_CLOSENESS:
-                self._closeness.clear()
-            found = [_feedback_row(self, i, feedback_rows) for i in missing]
+            rows = [_feedback_row(self, i, feedback_rows) for i in missing]
             stacked = (
-                sp.vstack(found).tocsr()
-                if sp.issparse(found[0])
-                else np.vstack([np.asarray(row) for row in found])
+                sp.vstack(rows).tocsr()
+                if sp.issparse(rows[0])
+                else np.vstack([np.asarray(row) for row in rows])
             )
             for paper_id, row in zip(missing, self.similarity(stacked), strict=True):
-                self._closeness[paper_id] = row.astype(np.float32)
-        return {i: self._closeness[i] for i in paper_ids if i in self._closeness}
+                known[paper_id] = row.astype(np.float32)
+            # Bounded: a full cache starts again (the answer above is already complete).
+            if len(self._closeness) + len(missing) > MAX_CACHED_CLOSENESS:
+                self._closeness.clear()
+            self._closeness.update((i, known[i]) for i in missing)
+        return known
 
     def reference_rows(
         self, papers: Sequence[Paper], vectors: np.ndarray | None
@@ -349,22 +355,25 @@ class PhraseTable:
         self._add_hits(matched)
 
     def _add_hits(self, matched: np.ndarray) -> None:
-        """Where each new phrase alone makes a paper relevant enough: its best
-        ``phrase_candidates`` matches at or above ``min_relevance``."""
+        """Where each new phrase alone makes a paper relevant enough (at or above
+        ``min_relevance``), best match first."""
         bar = max(self.candidates.config.selection.min_relevance, 1e-6)
-        keep = self.candidates.config.selection.phrase_candidates
-        if matched.shape[1] > keep:
-            best = np.argpartition(-matched, keep - 1, axis=1)[:, :keep]
-        else:
-            best = np.broadcast_to(np.arange(matched.shape[1]), matched.shape)
-        for row, columns in zip(matched, best, strict=True):
-            chosen = columns[row[columns] >= bar]
-            self.hits.append(np.sort(chosen).astype(np.int64))
+        for row in matched:
+            chosen = np.flatnonzero(row >= bar)
+            self.hits.append(chosen[np.argsort(-row[chosen], kind="stable")].astype(np.int64))
 
-    def hit_pattern(self, slots: np.ndarray) -> sp.csr_matrix:
-        """Readers x candidates: 1 where one of the reader's phrases hits the paper."""
+    def hit_pattern(self, slots: np.ndarray, blocked: np.ndarray) -> sp.csr_matrix:
+        """Readers x candidates: 1 where one of the reader's phrases proposes the paper.
+
+        A phrase proposes its best ``phrase_candidates`` matches, plus as many as
+        the reader has blocked papers (sent, excluded), so that what they were
+        already sent never leaves them short.
+        """
         rows, ks = np.nonzero(slots >= 0)
-        found = [self.hits[i] for i in slots[rows, ks].tolist()]
+        keep = self.candidates.config.selection.phrase_candidates + blocked[rows]
+        found = [
+            self.hits[i][:k] for i, k in zip(slots[rows, ks].tolist(), keep.tolist(), strict=True)
+        ]
         sizes = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
         columns = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
         pattern = sp.csr_matrix(
@@ -485,6 +494,7 @@ def select_in_chunks(
     *,
     sent: Sequence[Iterable[int]] | None = None,
     embedder: Embedder | None = None,
+    feedback_rows: dict[int, np.ndarray | sp.csr_matrix] | None = None,
     phrases: PhraseTable | None = None,
     chunk: int = 2000,
     workers: int = 2,
@@ -498,14 +508,19 @@ def select_in_chunks(
     table = phrases if phrases is not None else PhraseTable(candidates, embedder)
     table.ensure([p for profile in profiles for p in profile.phrases])
     candidates.containing([k for profile in profiles for k in profile.excluded])
-    for kind in ("more_like", "fewer_like"):
-        candidates.closeness_rows([i for p in profiles for i in getattr(p, kind)], None)
+    candidates.closeness_rows(
+        [i for p in profiles for i in (*p.more_like, *p.fewer_like)], feedback_rows
+    )
     sent_lists = list(sent) if sent is not None else [() for _ in profiles]
 
     def run(offset: int) -> tuple[int, Selected]:
         end = offset + chunk
         return offset, select_for(
-            candidates, profiles[offset:end], sent=sent_lists[offset:end], phrases=table
+            candidates,
+            profiles[offset:end],
+            sent=sent_lists[offset:end],
+            feedback_rows=feedback_rows,
+            phrases=table,
         )
 
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
@@ -543,9 +558,11 @@ def _select_personal(
         _membership_hits(candidates._categories, [p.categories for p in profiles], False),
         _CATEGORY,
     )
+    blocked = _blocked(candidates, profiles, sent)
     pattern = authors + categories
     if width:
-        pattern = pattern + _flagged(table.hit_pattern(slots), _PHRASE)
+        per_reader = np.bincount(blocked // n, minlength=n_readers) if n else np.zeros(n_readers)
+        pattern = pattern + _flagged(table.hit_pattern(slots, per_reader), _PHRASE)
     more_owners, more = _closeness(candidates, profiles, "more_like", feedback_rows)
     fewer_owners, fewer = _closeness(candidates, profiles, "fewer_like", feedback_rows)
     bar = max(config.selection.min_relevance, 1e-6)
@@ -558,7 +575,6 @@ def _select_personal(
             ),
             shape=pattern.shape,
         )
-    blocked = _blocked(candidates, profiles, sent)
     pattern = pattern + sp.csr_matrix(
         (np.full(len(blocked), _BLOCKED, dtype=np.float32), (blocked // n, blocked % n)),
         shape=pattern.shape,
@@ -760,8 +776,9 @@ def _closeness(
 def _blocked(
     candidates: Candidates, profiles: Sequence[Profile], sent: Sequence[Iterable[int]]
 ) -> np.ndarray:
-    """Cells no reader may get: papers already sent, excluded by keyword, or asked
-    fewer of (the paper itself), as reader * n + paper keys (repeats possible)."""
+    """Cells no reader may get: papers already sent or asked fewer of, with their
+    near-duplicates (the same work listed again), and papers excluded by keyword,
+    as reader * n + paper keys (repeats possible)."""
     n = len(candidates)
     ids = [(*ids, *profile.fewer_like) for profile, ids in zip(profiles, sent, strict=True)]
     counts = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
@@ -771,7 +788,14 @@ def _blocked(
     found = np.searchsorted(candidates.sorted_ids, flat)
     found = np.minimum(found, max(n - 1, 0))
     hit = candidates.sorted_ids[found] == flat if n else np.zeros(len(flat), dtype=bool)
-    blocked = [owners[hit] * n + candidates.sorted_positions[found[hit]]]
+    owners, positions = owners[hit], candidates.sorted_positions[found[hit]]
+    blocked = [owners * n + positions]
+    groups = candidates.duplicate_group_of[positions]
+    grouped = groups >= 0
+    if grouped.any():
+        members = [candidates.duplicate_groups[g] for g in groups[grouped].tolist()]
+        sizes = np.fromiter((len(m) for m in members), dtype=np.int64, count=len(members))
+        blocked.append(np.repeat(owners[grouped], sizes) * n + np.concatenate(members))
     excluded = [(r, k) for r, p in enumerate(profiles) for k in p.excluded]
     if excluded:
         containing = candidates.containing([k for _, k in excluded])
@@ -981,7 +1005,7 @@ def explain(
     parts = []
     if matched:
         parts.append("matches: " + ", ".join(matched))
-    elif profile.more_like and relevance:
+    elif profile.more_like and _close_to_liked(candidates, profile, position):
         parts.append("like papers you asked more of")
     if trend.upvotes:
         parts.append(f"{trend.upvotes} upvote" + ("" if trend.upvotes == 1 else "s"))
@@ -998,6 +1022,14 @@ def explain(
         score=score,
         relevance=relevance,
     )
+
+
+def _close_to_liked(candidates: Candidates, profile: Profile, position: int) -> bool:
+    """Whether closeness to a paper the reader asked more of alone makes this one relevant."""
+    config = candidates.config
+    bar = max(config.selection.min_relevance, 1e-6)
+    rows = candidates.closeness_rows(list(profile.more_like), None)
+    return any(config.relevance.more_like_weight * row[position] >= bar for row in rows.values())
 
 
 def _close_phrases(

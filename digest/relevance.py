@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -32,7 +33,7 @@ _PAIR = " "
 
 def split_phrases(interests: str) -> list[str]:
     """Interests as typed in the form: comma, semicolon or newline separated phrases."""
-    terms = (t.strip().casefold() for t in re.split(r"[,;\n]", interests))
+    terms = (t.strip().casefold() for t in re.split(r"[,;\n]", _normalised(interests)))
     return list(dict.fromkeys(t for t in terms if t))
 
 
@@ -41,8 +42,13 @@ def _stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
+def _normalised(text: str) -> str:
+    # "é" typed as e + combining accent (pasted from a PDF, macOS) is the "é" of a title.
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def stems(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.casefold()) if w not in _STOP]
+    return [_stem(w) for w in _WORD.findall(_normalised(text).casefold()) if w not in _STOP]
 
 
 def terms(text: str) -> list[str]:
