@@ -34,7 +34,7 @@ from digest.models import (
     PopularitySignal,
     Subscriber,
 )
-from digest.relevance import LexicalIndex, split_phrases, stems
+from digest.relevance import LexicalIndex, split_phrases, stems, unit_rows
 from digest.semantic import Embedder, paper_vectors
 from digest.trending import Trend, trending_scores, trends_for, velocity_label
 
@@ -180,7 +180,7 @@ class Candidates:
             self._similarity_rows = self.vectors
             self._similarity_columns = np.ascontiguousarray(self.vectors.T)
         else:
-            self._similarity_rows = self.lexical.normalised_rows()
+            self._similarity_rows = unit_rows(self.lexical.weights)
             self._similarity_columns = self._similarity_rows.T.tocsr()
         self.duplicate_groups = self._near_duplicates()
         self.duplicate_group_of = np.full(len(self.papers), -1, dtype=np.int64)
@@ -237,11 +237,10 @@ class Candidates:
         raw = references @ self._similarity_columns
         raw = raw.toarray() if sp.issparse(raw) else np.asarray(raw)
         if self.vectors is not None:
-            low = self.config.relevance.semantic_floor
-            high = self.config.relevance.semantic_ceiling
-        else:
-            low, high = LEXICAL_SIMILARITY_FLOOR, LEXICAL_SIMILARITY_CEILING
-        return np.clip((raw - low) / (high - low), 0.0, 1.0)
+            return _band(
+                raw, self.config.relevance.semantic_floor, self.config.relevance.semantic_ceiling
+            )
+        return _band(raw, LEXICAL_SIMILARITY_FLOOR, LEXICAL_SIMILARITY_CEILING)
 
     def containing(self, keywords: Sequence[str]) -> list[np.ndarray]:
         """For each keyword, the positions of the candidates that contain it."""
@@ -291,10 +290,9 @@ class Candidates:
         if self.vectors is not None:
             assert vectors is not None
             return vectors
-        rows = self.lexical.transform([p.title for p in papers], [p.abstract for p in papers])
-        norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        return (sp.diags(1.0 / norms) @ rows).tocsr()
+        return unit_rows(
+            self.lexical.transform([p.title for p in papers], [p.abstract for p in papers])
+        )
 
 
 class PhraseTable:
@@ -313,7 +311,6 @@ class PhraseTable:
         self.embedder = embedder if candidates.vectors is not None else None
         self.index: dict[str, int] = {}
         n = len(candidates)
-        self.lexical = np.zeros((0, n), dtype=np.float32)
         # Each phrase's matches times its ideal weight: summed over a reader's
         # phrases and divided by their ideal weights, the whole text's match.
         self.weighted_lexical = np.zeros((0, n), dtype=np.float32)
@@ -323,10 +320,9 @@ class PhraseTable:
         self.matched = np.zeros((0, n), dtype=np.float32)
         self.hits: list[np.ndarray] = []
 
-    def _semantic(self, cosine: np.ndarray) -> np.ndarray:
-        low = self.candidates.config.relevance.semantic_floor
-        high = self.candidates.config.relevance.semantic_ceiling
-        return np.clip((cosine - low) / (high - low), 0.0, 1.0)
+    def semantic(self, cosine: np.ndarray) -> np.ndarray:
+        relevance = self.candidates.config.relevance
+        return _band(cosine, relevance.semantic_floor, relevance.semantic_ceiling)
 
     def ensure(self, phrases: Sequence[str]) -> None:
         new = [p for p in dict.fromkeys(phrases) if p not in self.index]
@@ -341,12 +337,11 @@ class PhraseTable:
             vectors = self.embedder.embed(new).astype(np.float32)
             cosine = vectors @ self.candidates.vectors.T
             # Either kind of evidence suffices; both together count more.
-            matched = 1.0 - (1.0 - lexical) * (1.0 - self._semantic(cosine))
+            matched = 1.0 - (1.0 - lexical) * (1.0 - self.semantic(cosine))
             self.cosine = np.vstack([self.cosine, cosine])
             self.vectors = vectors if not len(self.vectors) else np.vstack([self.vectors, vectors])
         for phrase in new:
             self.index[phrase] = len(self.index)
-        self.lexical = np.vstack([self.lexical, lexical])
         self.weighted_lexical = np.vstack(
             [self.weighted_lexical, (ideal[:, None] * lexical).astype(np.float32)]
         )
@@ -357,7 +352,7 @@ class PhraseTable:
     def _add_hits(self, matched: np.ndarray) -> None:
         """Where each new phrase alone makes a paper relevant enough (at or above
         ``min_relevance``), best match first."""
-        bar = max(self.candidates.config.selection.min_relevance, 1e-6)
+        bar = _relevance_bar(self.candidates.config)
         for row in matched:
             chosen = np.flatnonzero(row >= bar)
             self.hits.append(chosen[np.argsort(-row[chosen], kind="stable")].astype(np.int64))
@@ -382,9 +377,6 @@ class PhraseTable:
         )
         pattern.sum_duplicates()
         return pattern
-
-    def semantic(self, cosine: np.ndarray) -> np.ndarray:
-        return self._semantic(cosine)
 
     def ideal_totals(self, slots: np.ndarray) -> np.ndarray:
         """Per reader, the sum of their phrases' ideal weights (1 when none)."""
@@ -565,7 +557,7 @@ def _select_personal(
         pattern = pattern + _flagged(table.hit_pattern(slots, per_reader), _PHRASE)
     more_owners, more = _closeness(candidates, profiles, "more_like", feedback_rows)
     fewer_owners, fewer = _closeness(candidates, profiles, "fewer_like", feedback_rows)
-    bar = max(config.selection.min_relevance, 1e-6)
+    bar = _relevance_bar(config)
     if len(more_owners):
         close_rows, close_cols = np.nonzero(config.relevance.more_like_weight * more >= bar)
         pattern = pattern + sp.csr_matrix(
@@ -615,15 +607,9 @@ def _select_personal(
         relevance[several] = (1.0 - share) * relevance[several] + share * whole
     relevance += config.relevance.author_boost * ((flags & _AUTHOR) > 0)
     relevance += config.relevance.category_boost * ((flags & _CATEGORY) > 0)
-    for owners, closeness, weight in (
-        (more_owners, more, config.relevance.more_like_weight),
-        (fewer_owners, fewer, -config.relevance.fewer_like_weight),
-    ):
-        if len(owners):
-            local = np.full(n_readers, -1, dtype=np.int64)
-            local[owners] = np.arange(len(owners))
-            has = np.flatnonzero(local[rows] >= 0)
-            relevance[has] += weight * closeness[local[rows[has]], cols[has]]
+    relevance += _feedback_at(
+        config, n_readers, rows, cols, (more_owners, more), (fewer_owners, fewer)
+    )
     np.clip(relevance, 0.0, None, out=relevance)
 
     eligible = relevance >= bar
@@ -679,16 +665,9 @@ def _select_trending(
     final = candidates.trending[cols].astype(np.float64)
     relevance = np.full(len(rows), np.nan)
     if with_feedback.size:
-        liked = np.zeros(len(rows))
-        for owners, closeness, weight in (
-            (more_owners, more, config.relevance.more_like_weight),
-            (fewer_owners, fewer, -config.relevance.fewer_like_weight),
-        ):
-            if len(owners):
-                local = np.full(len(profiles), -1, dtype=np.int64)
-                local[owners] = np.arange(len(owners))
-                has = np.flatnonzero(local[rows] >= 0)
-                liked[has] += weight * closeness[local[rows[has]], cols[has]]
+        liked = _feedback_at(
+            config, len(profiles), rows, cols, (more_owners, more), (fewer_owners, fewer)
+        )
         touched = np.isin(rows, with_feedback)
         final[touched] = (
             config.selection.relevance_weight * liked[touched]
@@ -727,6 +706,39 @@ def _best_per_reader(
     limits = np.fromiter((p.limit for p in profiles), dtype=np.int64, count=len(profiles))
     keep = rank < limits[rows]
     return rows[keep], cols[keep], final[keep], relevance[keep]
+
+
+def _feedback_at(
+    config: RankingConfig,
+    n_readers: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    more: tuple[np.ndarray, np.ndarray],
+    fewer: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """At each (reader, paper) cell: + closeness to what the reader asked more of,
+    - closeness to what they asked fewer of, weighted (see :func:`_closeness`)."""
+    result = np.zeros(len(rows), dtype=np.float32)
+    for (owners, closeness), weight in (
+        (more, config.relevance.more_like_weight),
+        (fewer, -config.relevance.fewer_like_weight),
+    ):
+        if len(owners):
+            local = np.full(n_readers, -1, dtype=np.int64)
+            local[owners] = np.arange(len(owners))
+            has = np.flatnonzero(local[rows] >= 0)
+            result[has] += weight * closeness[local[rows[has]], cols[has]]
+    return result
+
+
+def _relevance_bar(config: RankingConfig) -> float:
+    """``min_relevance``, above zero: a paper with no relevance at all is never picked."""
+    return max(config.selection.min_relevance, 1e-6)
+
+
+def _band(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Similarities onto 0..1: at or below ``low`` is 0, at or above ``high`` is 1."""
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
 
 
 def _membership_hits(
@@ -995,8 +1007,8 @@ def explain(
     matched: list[str] = []
     phrases = profile.phrases
     if phrases:
-        contains = candidates.lexical.contains(phrases)[:, position]
-        matched += [p for p, hit in zip(phrases, contains, strict=True) if hit]
+        containing = candidates.containing(phrases)
+        matched += [p for p, found in zip(phrases, containing, strict=True) if position in found]
         if candidates.vectors is not None and len(matched) < len(phrases):
             matched += _close_phrases(candidates, phrases, matched, position, embedder)
     authors = {a.casefold() for a in profile.authors}
@@ -1027,7 +1039,7 @@ def explain(
 def _close_to_liked(candidates: Candidates, profile: Profile, position: int) -> bool:
     """Whether closeness to a paper the reader asked more of alone makes this one relevant."""
     config = candidates.config
-    bar = max(config.selection.min_relevance, 1e-6)
+    bar = _relevance_bar(config)
     rows = candidates.closeness_rows(list(profile.more_like), None)
     return any(config.relevance.more_like_weight * row[position] >= bar for row in rows.values())
 

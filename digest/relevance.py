@@ -177,11 +177,12 @@ class LexicalIndex:
         found: np.ndarray = np.asarray((query @ self.presence.T).toarray())
         return np.asarray(found == np.asarray(needed, dtype=np.float64)[:, None])
 
-    def normalised_rows(self) -> sp.csr_matrix:
-        """Papers as unit vectors of their weights, for paper-to-paper cosine similarity."""
-        norms = np.sqrt(np.asarray(self.weights.multiply(self.weights).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
-        return (sp.diags(1.0 / norms) @ self.weights).tocsr()
+
+def unit_rows(weights: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows scaled to unit length (all-zero rows kept), for cosine similarity by product."""
+    norms = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    return (sp.diags(1.0 / norms) @ weights).tocsr()
 
 
 class _Frozen:
