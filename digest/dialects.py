@@ -14,19 +14,23 @@ from sqlalchemy.orm import Session
 from digest.db import Base
 
 
+def backend_insert(session: Session, model: type[Base]) -> Any:
+    """The session's backend's ``INSERT`` (with its ``ON CONFLICT`` clauses)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise RuntimeError(f"unsupported database backend: {dialect}")
+
+
 def insert_ignoring_conflicts(
     session: Session, model: type[Base], conflict_columns: Sequence[str]
 ) -> Insert:
     """``INSERT ... ON CONFLICT (columns) DO NOTHING`` for the session's backend."""
-    dialect = session.get_bind().dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(model)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(model)
-    else:
-        raise RuntimeError(f"unsupported database backend: {dialect}")
-    ignoring: Insert = statement.on_conflict_do_nothing(index_elements=list(conflict_columns))
+    ignoring: Insert = backend_insert(session, model).on_conflict_do_nothing(
+        index_elements=list(conflict_columns)
+    )
     return ignoring
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from digest.dialects import backend_insert
 from digest.models import Feedback, FeedbackKind, Paper, Subscriber
 
 
@@ -35,8 +35,7 @@ def record_feedback(
         raise UnknownPaper(paper_id)
     # One statement, not read-then-insert: a double click sends two requests at once,
     # and the second would otherwise fail on the row the first is inserting.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Feedback).values(
+    statement = backend_insert(session, Feedback).values(
         subscriber_id=subscriber.id, paper_id=paper_id, kind=kind, created_at=now
     )
     upsert = statement.on_conflict_do_update(
