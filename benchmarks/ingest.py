@@ -36,14 +36,15 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from digest.db import make_engine, make_session_factory, scratch_postgres_database, unit_of_work
-from digest.ingest import ingest
-from digest.migrate import upgrade
-from digest.papers import store_papers
-from digest.sources import DeferredRecord, PaperRecord
-from digest.sources.arxiv_rss import ArxivRssSource, arxiv_rss_entries
-from digest.sources.http import Fetcher
-from digest.text import _convert_span
+from digest.db.engine import make_engine, make_session_factory, scratch_postgres_database
+from digest.db.migrate import upgrade
+from digest.db.unit_of_work import unit_of_work
+from digest.papers.ingest import ingest
+from digest.papers.sources import DeferredRecord, PaperRecord
+from digest.papers.sources.arxiv_rss import ArxivRssSource, arxiv_rss_entries
+from digest.papers.sources.http import Fetcher
+from digest.papers.storage import store_papers
+from digest.papers.text import _convert_span
 
 CAPTURE = (
     Path(__file__).resolve().parent.parent

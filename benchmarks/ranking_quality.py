@@ -143,11 +143,11 @@ def digest_rankers(papers: Sequence[Paper]) -> dict[str, System]:
     from datetime import UTC, datetime
 
     from config.ranking import load_ranking_config
-    from digest.models import Paper as PaperRow
-    from digest.ranking import Candidates
-    from digest.ranking import Profile as ReaderProfile
-    from digest.semantic import load_embedder
-    from digest.trending import Trend
+    from digest.papers.models import Paper as PaperRow
+    from digest.ranking.ranker import Candidates
+    from digest.ranking.ranker import Profile as ReaderProfile
+    from digest.ranking.semantic import load_embedder
+    from digest.ranking.trending import Trend
 
     now = datetime(2026, 11, 23, tzinfo=UTC)
     rows = [
@@ -188,7 +188,7 @@ def digest_rankers(papers: Sequence[Paper]) -> dict[str, System]:
 
 
 def _digest_system(candidates: Any, embedder: Any, profile_type: Any) -> System:
-    from digest.ranking import select_for
+    from digest.ranking.ranker import select_for
 
     def rank(profile: Profile) -> list[str]:
         reader = profile_type(interests=profile["interests"], limit=K)

@@ -39,13 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from config.ranking import load_ranking_config
-from digest.models import Paper
-from digest.ranking import Candidates, PhraseTable, Profile, select_in_chunks
-from digest.semantic import load_embedder, paper_text
-from digest.sources import PaperRecord
-from digest.sources.arxiv_api import parse_arxiv_api_page
-from digest.sources.arxiv_rss import parse_arxiv_rss
-from digest.trending import Trend
+from digest.papers.models import Paper
+from digest.papers.sources import PaperRecord
+from digest.papers.sources.arxiv_api import parse_arxiv_api_page
+from digest.papers.sources.arxiv_rss import parse_arxiv_rss
+from digest.ranking.ranker import Candidates, PhraseTable, Profile, select_in_chunks
+from digest.ranking.semantic import load_embedder, paper_text
+from digest.ranking.trending import Trend
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests/fixtures"

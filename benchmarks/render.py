@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from itertools import islice
 
 from config.settings import Settings
-from digest.digests import DigestComposer
-from digest.models import Paper, Subscriber
-from digest.ranking import Pick
-from digest.rendering import premailer_runs
-from digest.sources.sample import SampleSource
+from digest.delivery.compose import DigestComposer
+from digest.mail.rendering import premailer_runs
+from digest.papers.models import Paper
+from digest.papers.sources.sample import SampleSource
+from digest.ranking.ranker import Pick
+from digest.subscriptions.models import Subscriber
 
 
 def main(readers: int) -> None:

@@ -11,7 +11,7 @@ What it does:
 
 - a scratch PostgreSQL database (dropped afterwards), migrated, with N active
   subscribers inserted in bulk, and each one's unsubscribe link signed by
-  ``digest.links.Links`` with the secret key the server is given;
+  ``digest.subscriptions.links.Links`` with the secret key the server is given;
 - the real server in a subprocess, as the Dockerfile and docker-compose.yml
   start it (``digest web``, access log on) and in production configuration
   (``DIGEST_ENVIRONMENT=production``, a private secret key, PostgreSQL), once
@@ -80,10 +80,11 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, func, insert, select, text, update
 
 from config.settings import Settings
-from digest.db import make_engine, scratch_postgres_database, utcnow
-from digest.links import Links
-from digest.migrate import upgrade
-from digest.models import Frequency, Subscriber, SubscriberStatus
+from digest.clock import utcnow
+from digest.db.engine import make_engine, scratch_postgres_database
+from digest.db.migrate import upgrade
+from digest.subscriptions.links import Links
+from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,11 @@ from config.settings import Settings
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     # Imported here: config is imported by digest, not the other way round at load time.
-    from digest.sources.registry import enabled_source_configs
+    from digest.papers.sources.registry import enabled_source_configs
 
     schedule: dict[str, dict[str, Any]] = {
         f"ingest-{config.name}": {
-            "task": "digest.ingest",
+            "task": "digest.papers.ingest",
             "schedule": timedelta(minutes=config.every_minutes or settings.ingest_interval_minutes),
             "args": (config.name,),
         }

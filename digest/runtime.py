@@ -18,22 +18,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.ranking import RankingConfig, load_ranking_config
 from config.settings import Settings
-from digest.db import make_engine, make_session_factory, unit_of_work, utcnow
-from digest.delivery import Outcome, send_delivery
-from digest.digests import DigestComposer
-from digest.ingest import Progress, SourceSummary, ingest
-from digest.mailer import SmtpConfig, SmtpSender
-from digest.models import Delivery, DeliveryStatus, Subscriber, SubscriberStatus
-from digest.notices import NoticeComposer
-from digest.ranking import TrendingRanker
-from digest.semantic import Embedder, load_embedder
-from digest.sources.registry import (
+from digest.clock import utcnow
+from digest.db.engine import make_engine, make_session_factory
+from digest.db.unit_of_work import unit_of_work
+from digest.delivery.compose import DigestComposer
+from digest.delivery.ledger import Outcome, send_delivery
+from digest.delivery.models import Delivery, DeliveryStatus
+from digest.mail.smtp import SmtpConfig, SmtpSender
+from digest.papers.ingest import Progress, SourceSummary, ingest
+from digest.papers.sources.registry import (
     build_source,
     enabled_source_configs,
     make_fetcher,
     source_for,
 )
-from digest.subscribers import Notice
+from digest.ranking.ranker import TrendingRanker
+from digest.ranking.semantic import Embedder, load_embedder
+from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.notices import NoticeComposer
+from digest.subscriptions.subscribers import Notice
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Build ``digest/data/sample_papers.json`` from the Daily Papers seed listings.
+"""Build ``digest/papers/data/sample_papers.json`` from the Daily Papers seed listings.
 
 Reads ``papers_000.json`` (title + abstract only) and ``papers_002.json``
 (title, abstract, author count, publication date, upvotes) from a seeds
@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SEEDS_DIR = REPO_ROOT.parent / "shared" / "seeds"
-DEFAULT_OUTPUT = REPO_ROOT / "digest" / "data" / "sample_papers.json"
+DEFAULT_OUTPUT = REPO_ROOT / "digest" / "papers" / "data" / "sample_papers.json"
 SEED_FILES: tuple[str, ...] = ("papers_000.json", "papers_002.json")
 
 _MONTHS = {

@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from digest.db import make_engine, scratch_postgres_database
-from digest.migrate import upgrade
-from digest.smtp_sink import SmtpSink
+from digest.db.engine import make_engine, scratch_postgres_database
+from digest.db.migrate import upgrade
+from digest.mail.sink import SmtpSink
 
 POSTGRES_URL = os.environ.get(
     "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from digest.models import Frequency, Paper, PopularitySignal, Subscriber, SubscriberStatus
+from digest.papers.models import Paper, PopularitySignal
+from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
 
 NOW = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 _sequence = itertools.count(1)

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, inspect
 
-from digest.smtp_sink import SmtpSink, free_port
+from digest.mail.sink import SmtpSink, free_port
 from tests.conftest import PROJECT_ROOT, empty_redis_database, fresh_postgres_database
 from tests.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 

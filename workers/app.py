@@ -43,7 +43,7 @@ def create_celery(settings: Settings) -> DigestCelery:
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,
-        # Tasks are idempotent (see digest.delivery), so a task lost with its
+        # Tasks are idempotent (see digest.delivery.ledger), so a task lost with its
         # worker is safely run again.
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -13,11 +13,12 @@ from typing import Any, cast
 from celery import Task, shared_task
 from sqlalchemy.exc import OperationalError
 
-from digest.db import after_commit, unit_of_work, utcnow
-from digest.delivery import claim_due_deliveries, retry_delay, stale_deliveries
-from digest.mailer import SendError
+from digest.clock import utcnow
+from digest.db.unit_of_work import after_commit, unit_of_work
+from digest.delivery.ledger import claim_due_deliveries, retry_delay, stale_deliveries
+from digest.mail.smtp import SendError
 from digest.runtime import Runtime, chunks
-from digest.subscribers import Notice
+from digest.subscriptions.subscribers import Notice
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _runtime(task: Task) -> Runtime:
     return cast(Runtime, task.app.runtime)
 
 
-@shared_task(bind=True, name="digest.ingest", acks_late=True, **_TRANSIENT)
+@shared_task(bind=True, name="digest.papers.ingest", acks_late=True, **_TRANSIENT)
 def ingest_task(self: Task, source: str | None = None) -> list[dict[str, Any]]:
     summaries = _runtime(self).run_ingest(source)
     return [vars(s) for s in summaries]

@@ -1,1 +1,1 @@
-"""The web app: health check now, subscriber pages in the flows issue."""
+"""The web app: subscriber pages (subscribe, confirm, preferences, feedback, unsubscribe) and /health."""

@@ -41,13 +41,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.settings import Settings, get_settings
-from digest.db import after_commit, unit_of_work, utcnow
-from digest.feedback import parse_kind, record_feedback, withdraw_feedback
-from digest.links import Links
-from digest.models import FeedbackKind, Frequency, Paper, Subscriber, SubscriberStatus
-from digest.ratelimit import RateLimiter
+from digest.clock import utcnow
+from digest.db.unit_of_work import after_commit, unit_of_work
+from digest.papers.models import Paper
 from digest.runtime import Runtime
-from digest.subscribers import (
+from digest.subscriptions.feedback import parse_kind, record_feedback, withdraw_feedback
+from digest.subscriptions.links import Links
+from digest.subscriptions.models import FeedbackKind, Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.ratelimit import RateLimiter
+from digest.subscriptions.subscribers import (
     MAX_INTERESTS,
     WEEKDAYS,
     InvalidEmail,
@@ -69,7 +71,7 @@ from digest.subscribers import (
     unsubscribe,
     unsubscribe_by_link,
 )
-from digest.tokens import InvalidToken, Purpose, Signer
+from digest.subscriptions.tokens import InvalidToken, Purpose, Signer
 from digest.web.access_log import redact_access_log
 from digest.web.one_click import OneClickShortcut, OneClickUnsubscriber
 

@@ -24,9 +24,9 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digest.db import utcnow
-from digest.subscribers import unsubscribe_by_link_async
-from digest.tokens import InvalidToken, Purpose, Signer
+from digest.clock import utcnow
+from digest.subscriptions.subscribers import unsubscribe_by_link_async
+from digest.subscriptions.tokens import InvalidToken, Purpose, Signer
 
 PATH_PREFIX = "/unsubscribe/"
 # RFC 8058: the body of the POST, form-encoded.

@@ -1,0 +1,5 @@
+"""The ``digest`` command line."""
+
+from digest.cli.commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""Mail: rendering templates, building messages, SMTP and the local sink."""

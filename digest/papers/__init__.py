@@ -1,0 +1,1 @@
+"""Papers: sources that yield them, canonical ids, text clean-up, storage and ingest runs."""

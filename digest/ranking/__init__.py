@@ -1,0 +1,1 @@
+"""Ranking: which papers each reader gets (trending, lexical and semantic relevance, selection)."""

@@ -1,0 +1,1 @@
+"""Subscriptions: readers, their preferences, signed links, notices and feedback."""

@@ -1,0 +1,86 @@
+"""Subscribers, their preferences and their feedback on papers."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from digest.clock import utcnow
+from digest.db.base import Base, UTCDateTime, enum_column
+
+if TYPE_CHECKING:
+    from digest.delivery.models import Delivery
+
+
+class SubscriberStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class Frequency(enum.StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Normalised by email-validator: lower-cased domain, IDNA, no display name.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    status: Mapped[SubscriberStatus] = mapped_column(
+        enum_column(SubscriberStatus, "subscriber_status"),
+        default=SubscriberStatus.PENDING,
+        index=True,
+    )
+    interests: Mapped[str] = mapped_column(Text, default="")
+    followed_authors: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # arXiv categories (cs.CL, stat.ML) whose papers this reader wants.
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    excluded_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    frequency: Mapped[Frequency] = mapped_column(
+        enum_column(Frequency, "frequency"), default=Frequency.DAILY
+    )
+    # 0 = Monday, as ``date.weekday()``; used only by weekly digests.
+    weekly_day: Mapped[int] = mapped_column(default=0)
+    send_hour: Mapped[int] = mapped_column(default=7)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", index=True)
+    papers_per_digest: Mapped[int] = mapped_column(default=5)
+    # Bumped to revoke every link signed for this subscriber so far.
+    token_version: Mapped[int] = mapped_column(default=1)
+    # In each confirmation link; bumped when one is used, so each works once.
+    confirm_nonce: Mapped[int] = mapped_column(default=0)
+    # A new address waiting for its owner to confirm it; the old one stays until then.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="subscriber")
+
+
+class FeedbackKind(enum.StrEnum):
+    MORE = "more"
+    FEWER = "fewer"
+
+
+class Feedback(Base):
+    """A reader's "more like this" / "fewer like this" on a paper they were sent."""
+
+    __tablename__ = "feedback"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    paper_id: Mapped[int] = mapped_column(
+        ForeignKey("papers.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[FeedbackKind] = mapped_column(enum_column(FeedbackKind, "feedback_kind"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

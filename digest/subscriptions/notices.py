@@ -1,0 +1,70 @@
+"""Emails about a subscription itself: confirm it, you are already subscribed,
+confirm a new address. Sent one at a time, after the request that asked for
+them has committed; the subscriber's state is checked again at send time, so a
+notice that no longer applies (confirmed meanwhile, erased) is not sent."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.message import EmailMessage
+
+from jinja2 import Environment
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from digest.mail.message import build_message
+from digest.mail.rendering import make_environment, render_email
+from digest.subscriptions.links import Links
+from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.subscribers import Notice
+
+log = logging.getLogger(__name__)
+
+# How long confirmation links work (digest.subscriptions.tokens.MAX_AGE_SECONDS), said in the email.
+CONFIRM_HOURS = 48
+
+
+class NoticeComposer:
+    def __init__(self, settings: Settings, environment: Environment | None = None) -> None:
+        self.settings = settings
+        self.environment = environment or make_environment(settings.templates_dir)
+        self.links = Links(settings)
+
+    def compose(
+        self, session: Session, notice: Notice, subscriber_id: int, *, now: datetime
+    ) -> EmailMessage | None:
+        """The message to send, or None when the notice no longer applies."""
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return None
+        to = subscriber.email
+        context: dict[str, object] = {
+            "site_name": self.settings.site_name,
+            "email": subscriber.email,
+            "hours": CONFIRM_HOURS,
+            "frequency_label": "weekly" if subscriber.frequency == Frequency.WEEKLY else "daily",
+        }
+        if notice == Notice.CONFIRM:
+            if subscriber.status != SubscriberStatus.PENDING:
+                return None
+            context["confirm_url"] = self.links.confirm(subscriber)
+        elif notice == Notice.ALREADY_SUBSCRIBED:
+            if subscriber.status not in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
+                return None
+            context["preferences_url"] = self.links.preferences(subscriber)
+            context["paused"] = subscriber.status == SubscriberStatus.PAUSED
+        elif notice == Notice.CONFIRM_EMAIL_CHANGE:
+            if subscriber.pending_email is None:
+                return None
+            to = subscriber.pending_email
+            context["new_email"] = subscriber.pending_email
+            context["confirm_url"] = self.links.confirm_email_change(subscriber)
+        rendered = render_email(self.environment, notice.value, context)
+        return build_message(
+            rendered,
+            to=to,
+            from_address=self.settings.from_address,
+            message_domain=self.settings.from_domain,
+            date=now,
+        )

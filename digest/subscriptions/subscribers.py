@@ -1,0 +1,468 @@
+"""Subscribers: subscribing with double opt-in, preferences, address changes,
+unsubscribing, and erasing. Plain functions on a Session; the web app, the CLI
+and the tasks call them, and the caller's unit of work commits."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from psycopg import AsyncConnection
+from sqlalchemy import Connection, CursorResult, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from digest.delivery.models import Delivery, DeliveryPaper
+from digest.subscriptions.feedback import feedback_of
+from digest.subscriptions.models import Feedback, Frequency, Subscriber, SubscriberStatus
+
+T = TypeVar("T")
+
+
+class SubscriberError(ValueError):
+    """Bad input about a subscriber, worded for the person who typed it."""
+
+
+class InvalidEmail(SubscriberError):
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(f"invalid email address {address!r}: {detail}")
+        # What is wrong, without echoing the input (for a form, which shows it anyway).
+        self.detail = detail
+
+
+def normalise_email(address: str) -> str:
+    try:
+        # No DNS: deliverability is proven by the confirmation email, not a lookup.
+        result = validate_email(address.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(address, str(exc)) from exc
+    # RFC 5321 lets a server treat local parts case-sensitively, but no real
+    # mailbox provider does; one person must not become two subscribers.
+    return result.normalized.lower()
+
+
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SubscriberError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Paris)"
+        ) from exc
+    return name
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    return session.scalar(select(Subscriber).where(Subscriber.email == normalise_email(email)))
+
+
+def add_subscriber(
+    session: Session,
+    *,
+    email: str,
+    now: datetime,
+    interests: str = "",
+    confirmed: bool = False,
+    frequency: Frequency = Frequency.DAILY,
+    send_hour: int = 7,
+    timezone: str = "UTC",
+    papers_per_digest: int = 5,
+) -> Subscriber:
+    address = normalise_email(email)
+    if not 0 <= send_hour <= 23:
+        raise SubscriberError(f"send hour must be 0-23, got {send_hour}")
+    if not 1 <= papers_per_digest <= 50:
+        raise SubscriberError(f"papers per digest must be 1-50, got {papers_per_digest}")
+    validate_timezone(timezone)
+    if session.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None:
+        raise SubscriberError(f"{address} is already subscribed")
+    subscriber = Subscriber(
+        email=address,
+        interests=interests.strip(),
+        frequency=frequency,
+        send_hour=send_hour,
+        timezone=timezone,
+        papers_per_digest=papers_per_digest,
+        status=SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING,
+        confirmed_at=now if confirmed else None,
+        created_at=now,
+    )
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def list_subscribers(
+    session: Session, *, status: SubscriberStatus | None = None
+) -> Sequence[Subscriber]:
+    query = select(Subscriber).order_by(Subscriber.id)
+    if status is not None:
+        query = query.where(Subscriber.status == status)
+    return session.scalars(query).all()
+
+
+def count_by_status(session: Session) -> dict[SubscriberStatus, int]:
+    rows = session.execute(
+        select(Subscriber.status, func.count()).group_by(Subscriber.status)
+    ).all()
+    return {status: count for status, count in rows}
+
+
+def unsubscribe_by_link(
+    connection: Session | Connection, subscriber_id: int, version: int, *, now: datetime
+) -> bool:
+    """Unsubscribe the holder of a link in one statement, for the one-click POSTs
+    that arrive by the thousand after a send; False when no subscriber has that id
+    and token version. Idempotent: a second click keeps the first one's time."""
+    result: CursorResult[Any] = connection.execute(  # type: ignore[assignment]
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.token_version == version)
+        .values(
+            status=SubscriberStatus.UNSUBSCRIBED,
+            unsubscribed_at=func.coalesce(Subscriber.unsubscribed_at, now),
+        )
+    )
+    return bool(result.rowcount)
+
+
+# unsubscribe_by_link as PostgreSQL SQL, for a bare psycopg connection.
+_UNSUBSCRIBE_BY_LINK_SQL = (
+    "UPDATE subscribers SET status = %s, unsubscribed_at = coalesce(unsubscribed_at, %s) "
+    "WHERE id = %s AND token_version = %s"
+)
+
+
+async def unsubscribe_by_link_async(
+    connection: AsyncConnection[Any], subscriber_id: int, version: int, *, now: datetime
+) -> bool:
+    """:func:`unsubscribe_by_link` on PostgreSQL through psycopg's async connection
+    (the one-click path of the web app, which runs it on the event loop)."""
+    cursor = await connection.execute(
+        _UNSUBSCRIBE_BY_LINK_SQL,
+        (SubscriberStatus.UNSUBSCRIBED.value, now, subscriber_id, version),
+    )
+    return bool(cursor.rowcount)
+
+
+def unsubscribe(session: Session, subscriber: Subscriber, *, now: datetime) -> bool:
+    """Unsubscribe; returns False when the address was already unsubscribed."""
+    if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+        return False
+    subscriber.status = SubscriberStatus.UNSUBSCRIBED
+    subscriber.unsubscribed_at = now
+    return True
+
+
+class Notice(enum.StrEnum):
+    """The emails a subscriber gets about their subscription (not digests)."""
+
+    CONFIRM = "confirm"
+    ALREADY_SUBSCRIBED = "already_subscribed"
+    CONFIRM_EMAIL_CHANGE = "confirm_email_change"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a request did, and which notice (if any) to send about it."""
+
+    subscriber_id: int | None
+    notice: Notice | None
+
+
+def request_subscription(
+    session: Session,
+    *,
+    email: str,
+    now: datetime,
+    interests: str = "",
+    frequency: Frequency = Frequency.DAILY,
+) -> Outcome:
+    """Someone asked to subscribe ``email`` from the public form.
+
+    Nothing here tells the caller whether the address was known: a new or
+    pending address gets a confirmation link, an active or paused one a note
+    with its preferences link, a left one (unsubscribed, bounced) must confirm
+    again. A pending reader's interests are not overwritten by a stranger.
+    """
+    address = normalise_email(email)
+    interests = _bounded(interests, "interests", MAX_INTERESTS)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        subscriber = add_subscriber(
+            session, email=address, now=now, interests=interests, frequency=frequency
+        )
+        return Outcome(subscriber.id, Notice.CONFIRM)
+    if subscriber.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
+        return Outcome(subscriber.id, Notice.ALREADY_SUBSCRIBED)
+    if subscriber.status != SubscriberStatus.PENDING:
+        # Back after leaving: a fresh start that must be confirmed like the first.
+        subscriber.status = SubscriberStatus.PENDING
+        subscriber.interests = interests
+        subscriber.frequency = frequency
+    return Outcome(subscriber.id, Notice.CONFIRM)
+
+
+def confirm_subscription(subscriber: Subscriber, *, now: datetime) -> bool:
+    """Activate a pending subscriber; False when there was nothing to confirm.
+    Either way the confirmation link is used up."""
+    subscriber.confirm_nonce += 1
+    if subscriber.status != SubscriberStatus.PENDING:
+        return False
+    subscriber.status = SubscriberStatus.ACTIVE
+    subscriber.confirmed_at = now
+    subscriber.unsubscribed_at = None
+    return True
+
+
+MAX_INTERESTS = 2000
+MAX_LIST_ITEMS = 50
+_CATEGORY = re.compile(r"^[a-z][a-z-]*(\.[A-Za-z][A-Za-z-]*)?$")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@dataclass(frozen=True)
+class Preferences:
+    interests: str
+    followed_authors: tuple[str, ...]
+    categories: tuple[str, ...]
+    excluded_keywords: tuple[str, ...]
+    frequency: Frequency
+    weekly_day: int
+    send_hour: int
+    timezone: str
+    papers_per_digest: int
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> Preferences:
+        return cls(
+            interests=subscriber.interests,
+            followed_authors=tuple(subscriber.followed_authors),
+            categories=tuple(subscriber.categories),
+            excluded_keywords=tuple(subscriber.excluded_keywords),
+            frequency=subscriber.frequency,
+            weekly_day=subscriber.weekly_day,
+            send_hour=subscriber.send_hour,
+            timezone=subscriber.timezone,
+            papers_per_digest=subscriber.papers_per_digest,
+        )
+
+
+# The form's field names, one per preference.
+PREFERENCE_FIELDS = tuple(f.name for f in fields(Preferences))
+
+
+class InvalidPreferences(SubscriberError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        self.errors = errors
+
+
+def parse_preferences(form: Mapping[str, str]) -> Preferences:
+    """Preferences from the form's text fields; every bad field is reported at once
+    (``InvalidPreferences.errors`` maps field name to message)."""
+    errors: dict[str, str] = {}
+
+    def check(field: str, parse: Callable[[str], T], default: T) -> T:
+        try:
+            return parse(form.get(field, "").strip())
+        except SubscriberError as exc:
+            errors[field] = str(exc)
+            return default
+
+    def interests(text: str) -> str:
+        return _bounded(text, "interests", MAX_INTERESTS)
+
+    def authors(text: str) -> tuple[str, ...]:
+        # One name a line (or ";"): names themselves may hold commas ("Hinton, G.").
+        return _items(re.split(r"[\n;]", text), "authors", max_length=200)
+
+    def categories(text: str) -> tuple[str, ...]:
+        found = _items(re.split(r"[\s,;]+", text), "categories", max_length=40)
+        bad = [c for c in found if not _CATEGORY.match(c)]
+        if bad:
+            raise SubscriberError(f"not an arXiv category: {', '.join(bad)} (e.g. cs.CL, stat.ML)")
+        return found
+
+    def keywords(text: str) -> tuple[str, ...]:
+        return _items(re.split(r"[\n,;]", text), "keywords", max_length=100)
+
+    def frequency(text: str) -> Frequency:
+        try:
+            return Frequency(text)
+        except ValueError:
+            raise SubscriberError("choose daily or weekly") from None
+
+    def whole(low: int, high: int, what: str) -> Callable[[str], int]:
+        def parse(text: str) -> int:
+            if not text.isdigit() or not low <= int(text) <= high:
+                raise SubscriberError(f"{what} must be a whole number from {low} to {high}")
+            return int(text)
+
+        return parse
+
+    preferences = Preferences(
+        interests=check("interests", interests, ""),
+        followed_authors=check("followed_authors", authors, ()),
+        categories=check("categories", categories, ()),
+        excluded_keywords=check("excluded_keywords", keywords, ()),
+        frequency=check("frequency", frequency, Frequency.DAILY),
+        weekly_day=check("weekly_day", whole(0, 6, "weekday"), 0),
+        send_hour=check("send_hour", whole(0, 23, "the hour"), 7),
+        timezone=check("timezone", validate_timezone, "UTC"),
+        papers_per_digest=check("papers_per_digest", whole(1, 50, "papers per digest"), 5),
+    )
+    if errors:
+        raise InvalidPreferences(errors)
+    return preferences
+
+
+def apply_preferences(subscriber: Subscriber, preferences: Preferences) -> None:
+    subscriber.interests = preferences.interests
+    subscriber.followed_authors = list(preferences.followed_authors)
+    subscriber.categories = list(preferences.categories)
+    subscriber.excluded_keywords = list(preferences.excluded_keywords)
+    subscriber.frequency = preferences.frequency
+    subscriber.weekly_day = preferences.weekly_day
+    subscriber.send_hour = preferences.send_hour
+    subscriber.timezone = preferences.timezone
+    subscriber.papers_per_digest = preferences.papers_per_digest
+
+
+def set_paused(subscriber: Subscriber, paused: bool) -> bool:
+    """Pause or resume digests; False when the subscriber was not in a state to."""
+    before, after = (
+        (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
+        if paused
+        else (SubscriberStatus.PAUSED, SubscriberStatus.ACTIVE)
+    )
+    if subscriber.status != before:
+        return False
+    subscriber.status = after
+    return True
+
+
+def resubscribe(subscriber: Subscriber, *, now: datetime) -> bool:
+    """Undo an unsubscribe from a link we mailed to this address (which proves it)."""
+    if subscriber.status != SubscriberStatus.UNSUBSCRIBED:
+        return False
+    subscriber.status = SubscriberStatus.ACTIVE
+    subscriber.unsubscribed_at = None
+    subscriber.confirmed_at = subscriber.confirmed_at or now
+    return True
+
+
+def request_email_change(session: Session, subscriber: Subscriber, new_email: str) -> Outcome:
+    """Remember ``new_email`` until its owner confirms it from the link sent there.
+
+    An address that belongs to another subscriber is not said to be taken (that
+    would tell a stranger who subscribes); no link is sent to it either.
+    """
+    address = normalise_email(new_email)
+    if address == subscriber.email:
+        raise SubscriberError(f"{address} is already your address")
+    taken = session.scalar(select(Subscriber.id).where(Subscriber.email == address))
+    if taken is not None:
+        return Outcome(subscriber.id, None)
+    subscriber.pending_email = address
+    return Outcome(subscriber.id, Notice.CONFIRM_EMAIL_CHANGE)
+
+
+def confirm_email_change(session: Session, subscriber: Subscriber) -> str:
+    """Switch to the pending address; the link that did it is used up."""
+    address = subscriber.pending_email
+    subscriber.confirm_nonce += 1
+    if address is None:
+        raise SubscriberError("there is no address change waiting to be confirmed")
+    taken = session.scalar(select(Subscriber.id).where(Subscriber.email == address))
+    subscriber.pending_email = None
+    if taken is not None:
+        raise SubscriberError(f"{address} has meanwhile subscribed on its own; nothing changed")
+    subscriber.email = address
+    return address
+
+
+def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
+    """Everything stored about this subscriber, for "download my data"."""
+    deliveries = session.scalars(
+        select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id)
+    ).all()
+    return {
+        "email": subscriber.email,
+        "pending_email": subscriber.pending_email,
+        "status": subscriber.status.value,
+        "created_at": _iso(subscriber.created_at),
+        "confirmed_at": _iso(subscriber.confirmed_at),
+        "unsubscribed_at": _iso(subscriber.unsubscribed_at),
+        "preferences": {
+            "interests": subscriber.interests,
+            "followed_authors": subscriber.followed_authors,
+            "categories": subscriber.categories,
+            "excluded_keywords": subscriber.excluded_keywords,
+            "frequency": subscriber.frequency.value,
+            "weekly_day": WEEKDAYS[subscriber.weekly_day],
+            "send_hour": subscriber.send_hour,
+            "timezone": subscriber.timezone,
+            "papers_per_digest": subscriber.papers_per_digest,
+        },
+        "feedback": [
+            {
+                "kind": feedback.kind.value,
+                "title": paper.shown_title,
+                "url": paper.url,
+                "at": _iso(feedback.created_at),
+            }
+            for paper, feedback in feedback_of(session, subscriber)
+        ],
+        "digests": [
+            {
+                "edition": delivery.edition,
+                "status": delivery.status.value,
+                "sent_at": _iso(delivery.sent_at),
+                "message_id": delivery.message_id,
+                "papers": [
+                    {"title": p.paper.shown_title, "url": p.paper.url, "reason": p.reason}
+                    for p in delivery.papers
+                ],
+            }
+            for delivery in deliveries
+        ],
+    }
+
+
+def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
+    """Delete the subscriber and every row about them: nothing identifying is kept.
+
+    Explicit deletes rather than relying on ``ON DELETE CASCADE``, which SQLite
+    honours only when foreign keys are switched on for the connection.
+    """
+    delivery_ids = select(Delivery.id).where(Delivery.subscriber_id == subscriber.id)
+    session.execute(delete(Feedback).where(Feedback.subscriber_id == subscriber.id))
+    session.execute(delete(DeliveryPaper).where(DeliveryPaper.delivery_id.in_(delivery_ids)))
+    session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
+    session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+    session.expunge(subscriber)
+
+
+def _bounded(text: str, what: str, limit: int) -> str:
+    text = text.strip()
+    if len(text) > limit:
+        raise SubscriberError(f"{what} must be at most {limit} characters")
+    return text
+
+
+def _items(parts: list[str], what: str, *, max_length: int) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(" ".join(p.split()) for p in parts if p.strip()))
+    if len(items) > MAX_LIST_ITEMS:
+        raise SubscriberError(f"at most {MAX_LIST_ITEMS} {what}")
+    long = [item for item in items if len(item) > max_length]
+    if long:
+        raise SubscriberError(f"{what} must be at most {max_length} characters each")
+    return items
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from jinja2 import UndefinedError
+
+from config.settings import Settings
+from digest.mail.rendering import inline_css, make_environment, premailer_runs, render_email
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+EMAIL_TYPES = sorted(
+    p.name for p in (TEMPLATES / "email").iterdir() if p.is_dir() and not p.name.startswith("_")
+)
+
+
+def digest_context(**overrides: object) -> dict[str, object]:
+    context: dict[str, object] = {
+        "site_name": "digest",
+        "email": "reader@example.org",
+        "interests": "diffusion",
+        "frequency_label": "daily",
+        "edition_label": "Saturday 21 November 2026",
+        "unsubscribe_url": "https://digest.example.org/unsubscribe/TOKEN",
+        "preferences_url": "https://digest.example.org/preferences/TOKEN",
+        "picks": [
+            {
+                "title": "Kinetic Typography Diffusion Model",
+                "url": "https://arxiv.org/abs/2407.10476",
+                "discuss_url": "",
+                "summary": "This paper introduces a method for realistic kinetic typography.",
+                "published": "15 Jul 2024",
+                "author_count": 4,
+                "reason": "matches: diffusion · 1 upvote",
+                "more_url": "https://digest.example.org/feedback/TOKEN?kind=more",
+                "fewer_url": "https://digest.example.org/feedback/TOKEN?kind=fewer",
+            }
+        ],
+    }
+    context.update(overrides)
+    return context
+
+
+def notice_context(**overrides: object) -> dict[str, object]:
+    context: dict[str, object] = {
+        "site_name": "digest",
+        "email": "reader@example.org",
+        "new_email": "new@example.org",
+        "hours": 48,
+        "frequency_label": "daily",
+        "confirm_url": "https://digest.example.org/confirm/TOKEN",
+        "preferences_url": "https://digest.example.org/preferences/TOKEN",
+        "paused": False,
+    }
+    context.update(overrides)
+    return context
+
+
+CONTEXTS = {
+    "digest": digest_context,
+    "confirm": notice_context,
+    "already_subscribed": notice_context,
+    "confirm_email_change": notice_context,
+}
+
+
+def test_every_email_type_has_a_context_in_this_test() -> None:
+    assert set(EMAIL_TYPES) == set(CONTEXTS)
+
+
+@pytest.mark.parametrize("name", EMAIL_TYPES)
+def test_every_email_type_renders_subject_text_and_inlined_html(name: str) -> None:
+    rendered = render_email(make_environment(TEMPLATES), name, CONTEXTS[name]())
+    assert rendered.subject and "\n" not in rendered.subject
+    assert rendered.text.strip()
+    assert rendered.html.startswith("<!DOCTYPE html>")
+    assert "TOKEN" in rendered.text and "TOKEN" in rendered.html
+    # Styles sit on the elements, where email clients read them.
+    assert 'class="paper-link"' in rendered.html
+    assert 'style="color:#1d4ed8; text-decoration:none"' in rendered.html
+
+
+def test_css_is_inlined_once_per_template_not_once_per_reader() -> None:
+    environment = make_environment(TEMPLATES)
+    for n in range(50):
+        render_email(environment, "digest", digest_context(email=f"reader{n}@example.org"))
+    # body.html and the base layout it extends; the .txt templates are not HTML.
+    assert premailer_runs(environment) == 2
+
+
+def test_paper_text_is_escaped_in_html_and_left_alone_in_text() -> None:
+    hostile = "<script>alert(1)</script> & <b>bold</b>"
+    context = digest_context(picks=[{**digest_context()["picks"][0], "title": hostile}])  # type: ignore[index]
+    rendered = render_email(make_environment(TEMPLATES), "digest", context)
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in rendered.html
+    assert hostile in rendered.text
+
+
+def test_a_missing_variable_is_an_error_not_an_empty_string() -> None:
+    context = digest_context()
+    del context["unsubscribe_url"]
+    with pytest.raises(UndefinedError):
+        render_email(make_environment(TEMPLATES), "digest", context)
+
+
+def test_inlining_keeps_jinja_syntax_and_fragments_intact() -> None:
+    source = (
+        '<p class="x">{{ name }}</p>'
+        '{% for i in items %}<a href="{{ i.url }}">{{ i }}</a>{% endfor %}'
+    )
+    assert inline_css(source, ".x { color: red; }") == (
+        '<p class="x" style="color:red">{{ name }}</p>'
+        '{% for i in items %}<a href="{{ i.url }}">{{ i }}</a>{% endfor %}'
+    )
+
+
+def test_the_configured_templates_directory_is_the_projects(settings: Settings) -> None:
+    assert settings.templates_dir == TEMPLATES

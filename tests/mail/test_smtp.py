@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from digest.mail.message import ListUnsubscribe, build_message
+from digest.mail.rendering import RenderedEmail
+from digest.mail.sink import SmtpSink, free_port
+from digest.mail.smtp import SendError, SmtpConfig, SmtpSender
+
+RENDERED = RenderedEmail(subject="Your papers · digest", text="plain body", html="<p>html body</p>")
+UNSUBSCRIBE = ListUnsubscribe(
+    https_url="https://digest.example.org/unsubscribe/" + "x" * 90,
+    mailto="mailto:unsubscribe@example.org?subject=unsubscribe%20" + "x" * 90,
+)
+
+
+def message(to: str = "reader@example.org") -> Any:
+    return build_message(
+        RENDERED,
+        to=to,
+        from_address="Digest <digest@example.org>",
+        message_domain="example.org",
+        date=datetime(2026, 11, 21, 7, 0, tzinfo=UTC),
+        unsubscribe=UNSUBSCRIBE,
+    )
+
+
+def test_a_digest_message_has_both_parts_and_list_headers_as_received(
+    smtp_sink: SmtpSink,
+) -> None:
+    sender = SmtpSender(SmtpConfig.from_url(smtp_sink.url))
+    with sender.connection() as connection:
+        connection.send(message())
+
+    [received] = smtp_sink.messages()
+    assert received.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in received.iter_parts()] == ["text/plain", "text/html"]
+    assert received["To"] == "reader@example.org"
+    assert received["Message-ID"].endswith("@example.org>")
+    assert parsedate_to_datetime(received["Date"]) == datetime(2026, 11, 21, 7, 0, tzinfo=UTC)
+    # Long URLs must survive as plain URLs, not RFC 2047 encoded words.
+    raw = smtp_sink.files()[0].read_bytes().decode()
+    assert f"List-Unsubscribe: <{UNSUBSCRIBE.https_url}>, <{UNSUBSCRIBE.mailto}>" in raw
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
+
+
+def test_one_connection_carries_a_whole_batch(smtp_sink: SmtpSink) -> None:
+    sender = SmtpSender(SmtpConfig.from_url(smtp_sink.url))
+    with sender.connection() as connection:
+        for n in range(5):
+            connection.send(message(to=f"reader{n}@example.org"))
+    assert sorted(m["To"] for m in smtp_sink.messages()) == [
+        f"reader{n}@example.org" for n in range(5)
+    ]
+
+
+class Refusing:
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address.startswith("gone"):
+            return "550 5.1.1 No such user"
+        if address.startswith("busy"):
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[str]:
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield f"smtp://127.0.0.1:{controller.port}"
+    controller.stop()
+
+
+@pytest.mark.parametrize(
+    ("address", "permanent"), [("gone@example.org", True), ("busy@example.org", False)]
+)
+def test_refusals_are_classified(refusing_server: str, address: str, permanent: bool) -> None:
+    sender = SmtpSender(SmtpConfig.from_url(refusing_server))
+    with sender.connection() as connection, pytest.raises(SendError) as error:
+        connection.send(message(to=address))
+    assert error.value.permanent is permanent
+    assert ("550" if permanent else "451") in str(error.value)
+
+
+def test_a_refusal_does_not_spoil_the_connection_for_the_next_reader(
+    refusing_server: str,
+) -> None:
+    sender = SmtpSender(SmtpConfig.from_url(refusing_server))
+    with sender.connection() as connection:
+        with pytest.raises(SendError):
+            connection.send(message(to="gone@example.org"))
+        connection.send(message(to="fine@example.org"))
+
+
+def test_an_unreachable_server_is_a_transient_error() -> None:
+    sender = SmtpSender(SmtpConfig.from_url(f"smtp://127.0.0.1:{free_port()}", timeout=5))
+    with sender.connection() as connection, pytest.raises(SendError) as error:
+        connection.send(message())
+    assert error.value.permanent is False
+
+
+def test_smtp_urls() -> None:
+    config = SmtpConfig.from_url("smtps://user%40x:p%3Ass@mail.example.org")
+    assert (config.hostname, config.port, config.use_tls) == ("mail.example.org", 465, True)
+    assert (config.username, config.password) == ("user@x", "p:ss")
+    assert SmtpConfig.from_url("smtp://localhost").port == 25
+    with pytest.raises(ValueError, match="smtp://host:port"):
+        SmtpConfig.from_url("http://localhost")

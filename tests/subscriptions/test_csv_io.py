@@ -1,0 +1,257 @@
+"""Subscribers to and from CSV, on both database backends."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from digest.subscriptions.csv_io import (
+    COLUMNS,
+    CsvFileError,
+    RowProblem,
+    export_subscribers,
+    import_subscribers,
+)
+from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.subscribers import Preferences, find_subscriber
+from tests.factories import NOW, make_subscriber
+
+LATER = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def exported(session: Session, status: SubscriberStatus | None = None) -> list[dict[str, str]]:
+    out = io.StringIO(newline="")
+    export_subscribers(session, out, status=status)
+    return list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+
+
+def csv_text(*lines: str) -> io.StringIO:
+    return io.StringIO("\n".join(lines) + "\n", newline="")
+
+
+def all_subscribers(session: Session) -> list[Subscriber]:
+    return list(session.scalars(select(Subscriber).order_by(Subscriber.email)))
+
+
+def test_export_writes_the_documented_columns_and_joins_lists(session: Session) -> None:
+    make_subscriber(
+        session,
+        email="ada@example.org",
+        interests="diffusion, LLMs",
+        followed_authors=["Hinton, G.", "Ada Lovelace"],
+        categories=["cs.CL", "stat.ML"],
+        excluded_keywords=["crypto"],
+        frequency=Frequency.WEEKLY,
+        weekly_day=4,
+        send_hour=18,
+        timezone="Europe/Paris",
+        papers_per_digest=10,
+    )
+    out = io.StringIO(newline="")
+
+    assert export_subscribers(session, out) == 1
+    header, row = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert tuple(header) == COLUMNS
+    assert dict(zip(header, row, strict=True)) == {
+        "email": "ada@example.org",
+        "status": "active",
+        "interests": "diffusion, LLMs",
+        "followed_authors": "Hinton, G.; Ada Lovelace",
+        "categories": "cs.CL; stat.ML",
+        "excluded_keywords": "crypto",
+        "frequency": "weekly",
+        "weekly_day": "4",
+        "send_hour": "18",
+        "timezone": "Europe/Paris",
+        "papers_per_digest": "10",
+        "created_at": NOW.isoformat(),
+        "confirmed_at": NOW.isoformat(),
+    }
+
+
+def test_export_can_keep_one_status(session: Session) -> None:
+    make_subscriber(session, email="ada@example.org")
+    make_subscriber(session, email="bob@example.org", status=SubscriberStatus.PENDING)
+
+    assert [r["email"] for r in exported(session, SubscriberStatus.PENDING)] == ["bob@example.org"]
+
+
+def test_export_then_import_into_an_empty_database_keeps_every_preference(
+    session: Session,
+) -> None:
+    make_subscriber(
+        session,
+        email="ada@example.org",
+        interests='graph "neural" networks\nand a second line',
+        followed_authors=["Hinton, G.", "Yann LeCun"],
+        categories=["cs.LG", "math.OC"],
+        excluded_keywords=["survey", "position paper"],
+        frequency=Frequency.WEEKLY,
+        weekly_day=6,
+        send_hour=0,
+        timezone="America/New_York",
+        papers_per_digest=50,
+    )
+    make_subscriber(session, email="bob@example.org", status=SubscriberStatus.PAUSED)
+    before = {s.email: (s.status, Preferences.of(s)) for s in all_subscribers(session)}
+    out = io.StringIO(newline="")
+    export_subscribers(session, out)
+    session.execute(delete(Subscriber))
+
+    result = import_subscribers(
+        session, io.StringIO(out.getvalue(), newline=""), confirmed=True, now=LATER
+    )
+
+    assert result.summary() == "imported 2, skipped 0 existing, 0 invalid"
+    after = {s.email: (s.status, Preferences.of(s)) for s in all_subscribers(session)}
+    assert after == before
+    assert {s.confirmed_at for s in all_subscribers(session)} == {LATER}
+
+
+def test_import_without_confirmed_adds_pending_readers_with_defaults(session: Session) -> None:
+    result = import_subscribers(
+        session, csv_text("email", " Ada@Example.ORG "), confirmed=False, now=LATER
+    )
+
+    assert result.imported == ["ada@example.org"]
+    ada = find_subscriber(session, "ada@example.org")
+    assert ada is not None
+    assert ada.status == SubscriberStatus.PENDING
+    assert ada.confirmed_at is None
+    assert ada.created_at == LATER
+    assert (ada.frequency, ada.send_hour, ada.timezone, ada.papers_per_digest) == (
+        Frequency.DAILY,
+        7,
+        "UTC",
+        5,
+    )
+
+
+def test_invalid_rows_are_reported_by_file_line_and_the_rest_imported(
+    session: Session,
+) -> None:
+    lines = csv_text(
+        "\ufeffEmail,Interests,send_hour,timezone,papers_per_digest,frequency,status",
+        'ok1@example.org,"two\nlines",9,Europe/Paris,3,weekly,',
+        "not-an-address,,,,,,",
+        "",
+        "hour@example.org,,24,,,,",
+        "zone@example.org,,,Mars/Olympus,,,",
+        "many@example.org,,,,51,,",
+        "often@example.org,,,,,hourly,",
+        "left@example.org,,,,,,unsubscribed",
+        "bounced@example.org,,,,,,bounced",
+        "odd@example.org,,,,,,sleeping",
+        "wide@example.org,a, b,,,,,",
+        ",no address,,,,,",
+        "ok1@EXAMPLE.org,,,,,,",
+        "ok2@example.org",
+    )
+
+    result = import_subscribers(session, lines, confirmed=False, now=LATER)
+
+    assert result.imported == ["ok1@example.org", "ok2@example.org"]
+    assert [(p.line, p.reason.split(":")[0]) for p in result.invalid] == [
+        (4, "invalid email address 'not-an-address'"),
+        (6, "send_hour"),
+        (7, "timezone"),
+        (8, "papers_per_digest"),
+        (9, "frequency"),
+        (10, "status is unsubscribed"),
+        (11, "status is bounced"),
+        (12, "unknown status 'sleeping' (one of pending, active, paused, unsubscribed, bounced)"),
+        (13, "8 fields but the header has 7 columns (unquoted comma?)"),
+        (14, "no email address"),
+        (15, "ok1@example.org repeats line 2"),
+    ]
+    assert result.summary() == "imported 2, skipped 0 existing, 11 invalid"
+    ok1 = find_subscriber(session, "ok1@example.org")
+    assert ok1 is not None
+    assert (ok1.interests, ok1.send_hour, ok1.timezone, ok1.frequency) == (
+        "two\nlines",
+        9,
+        "Europe/Paris",
+        Frequency.WEEKLY,
+    )
+
+
+def test_existing_addresses_are_skipped_and_left_as_their_reader_set_them(
+    session: Session,
+) -> None:
+    make_subscriber(
+        session,
+        email="ada@example.org",
+        status=SubscriberStatus.UNSUBSCRIBED,
+        interests="her own choice",
+        send_hour=6,
+    )
+
+    result = import_subscribers(
+        session,
+        csv_text("email,interests,send_hour", "ADA@example.org,imported,20", "bob@example.org,,"),
+        confirmed=True,
+        now=LATER,
+    )
+
+    assert (result.imported, result.existing, result.invalid) == (
+        ["bob@example.org"],
+        ["ada@example.org"],
+        [],
+    )
+    ada = find_subscriber(session, "ada@example.org")
+    assert ada is not None
+    assert (ada.status, ada.interests, ada.send_hour) == (
+        SubscriberStatus.UNSUBSCRIBED,
+        "her own choice",
+        6,
+    )
+
+
+def test_confirmed_import_makes_readers_active_and_keeps_a_pause(session: Session) -> None:
+    result = import_subscribers(
+        session,
+        csv_text(
+            "email,status", "ada@example.org,active", "bob@example.org,paused", "cy@example.org,"
+        ),
+        confirmed=True,
+        now=LATER,
+    )
+
+    assert result.invalid == []
+    assert [(s.email, s.status, s.confirmed_at) for s in all_subscribers(session)] == [
+        ("ada@example.org", SubscriberStatus.ACTIVE, LATER),
+        ("bob@example.org", SubscriberStatus.PAUSED, LATER),
+        ("cy@example.org", SubscriberStatus.ACTIVE, LATER),
+    ]
+
+
+def test_a_never_confirmed_row_is_not_activated_by_confirmed(session: Session) -> None:
+    result = import_subscribers(
+        session, csv_text("email,status", "ada@example.org,pending"), confirmed=True, now=LATER
+    )
+
+    assert result.invalid == [
+        RowProblem(2, "status is pending (never confirmed): import it without --confirmed")
+    ]
+    assert all_subscribers(session) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty"),
+        ("mail,interests\nada@example.org,x\n", "unknown column(s) 'mail'"),
+        ("interests\nx\n", "the header has no 'email' column"),
+        ("email,Email\nada@example.org,ada@example.org\n", "column(s) email appear more than once"),
+    ],
+)
+def test_an_unreadable_file_imports_nothing(session: Session, text: str, message: str) -> None:
+    with pytest.raises(CsvFileError, match=re.escape(message)):
+        import_subscribers(session, io.StringIO(text, newline=""), confirmed=False, now=LATER)
+    assert all_subscribers(session) == []

@@ -1,0 +1,336 @@
+"""A reader's whole journey in a real browser (headless Chromium on a phone-sized screen).
+
+The real ``digest web`` server runs as a subprocess on SQLite, mail goes through a real
+SMTP exchange to the sink, and the reader does everything by clicking: subscribe,
+confirm from the emailed link, change preferences, receive a real digest (the
+``digest ingest`` and ``digest send-due`` commands, no shortcut) and unsubscribe from
+the link in that digest. Every page is saved as a PNG under ``artifacts/browser/`` and
+must fit the phone's width.
+
+Chromium and chromedriver come from Debian (``chromium``, ``chromium-driver``); ``.ci/run``
+installs them. Selenium is given both paths, so Selenium Manager never downloads.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from digest.mail.sink import SmtpSink, free_port, html_part
+from tests.conftest import PROJECT_ROOT
+from tests.processes import VENV_BIN, Process, start_process, stop, wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ARTIFACTS = PROJECT_ROOT / "artifacts" / "browser"
+# A common phone: CSS pixels, drawn at twice the density.
+PHONE = {"width": 390, "height": 844, "pixelRatio": 2, "mobile": True, "touch": True}
+EMAIL = "browser.reader@example.org"
+# A zone with a half-hour offset: the send hour is the reader's own, not UTC's.
+TIMEZONE = "Asia/Kolkata"
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
+        "/usr/bin/chromedriver); .ci/run installs them",
+    ),
+    pytest.mark.timeout(120),
+]
+
+
+@dataclass
+class Site:
+    """The running web server and what the CLI needs to reach the same database."""
+
+    base_url: str
+    env: dict[str, str]
+    workdir: Path
+    web: Process
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(VENV_BIN / "digest"), *args],
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, f"digest {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result
+
+
+@pytest.fixture
+def site(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[Site]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
+        "DIGEST_ENVIRONMENT": "test",
+        "DIGEST_SECRET_KEY": "browser-test-secret-key",
+        "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}",
+        "DIGEST_DATA_DIR": str(tmp_path / "data"),
+        "DIGEST_SMTP_URL": smtp_sink.url,
+        "DIGEST_BASE_URL": base_url,
+        # No internet here: the offline sample is the one source.
+        "DIGEST_SOURCES": "sample",
+    }
+    upgraded = subprocess.run(
+        [str(VENV_BIN / "digest"), "db", "upgrade"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    web = start_process(
+        "web",
+        [str(VENV_BIN / "digest"), "web", "--host", "127.0.0.1", "--port", str(port)],
+        workdir=tmp_path,
+        env=env,
+    )
+    try:
+
+        def healthy() -> bool:
+            assert web.alive(), web.report()
+            try:
+                return httpx.get(f"{base_url}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert wait_for(healthy, timeout=30, interval=0.2), web.report()
+        yield Site(base_url, env, tmp_path, web)
+    finally:
+        stop(web.process)
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriver.Chrome]:
+    # Both paths are given, so Selenium Manager is skipped; offline in case it is not.
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root
+        "--disable-dev-shm-usage",
+        "--window-size=430,932",
+    ):
+        options.add_argument(argument)
+    # Headless windows are at least 500 px wide: emulate the phone's viewport instead.
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Pages:
+    """Drives the browser and keeps a full-page screenshot of every page it checks."""
+
+    def __init__(self, driver: webdriver.Chrome, directory: Path) -> None:
+        self.driver = driver
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("*.png"):
+            old.unlink()
+        self.count = 0
+
+    def open(self, url: str) -> None:
+        self.driver.get(url)
+
+    def heading(self) -> str:
+        return self.driver.find_element(By.TAG_NAME, "h1").text
+
+    def text(self) -> str:
+        return self.driver.find_element(By.TAG_NAME, "body").text
+
+    def field(self, name: str) -> WebElement:
+        return self.driver.find_element(By.NAME, name)
+
+    def type(self, name: str, value: str) -> None:
+        element = self.field(name)
+        element.clear()
+        element.send_keys(value)
+
+    def button(self, label: str) -> WebElement:
+        return self.driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']")
+
+    def follow(self, element: WebElement) -> None:
+        """Click a button or link and wait for the next page to load."""
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        wait = WebDriverWait(self.driver, 10)
+        wait.until(expected_conditions.staleness_of(page))
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def shot(self, name: str) -> Path:
+        """Save the whole page as ``NN-name.png`` and check it fits the phone's width."""
+        self.count += 1
+        path = self.directory / f"{self.count:02d}-{name}.png"
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+        image = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+        )
+        path.write_bytes(base64.b64decode(image["data"]))
+        # Not window.innerWidth: a phone zooms out to show what overflows, and it grows too.
+        content, viewport = self.driver.execute_script(
+            "const root = document.documentElement; return [root.scrollWidth, root.clientWidth]"
+        )
+        assert viewport == PHONE["width"], f"{name}: viewport {viewport} px, not the phone's"
+        assert content <= viewport, f"{name}: {content} px wide, wider than the phone's {viewport}"
+        return path
+
+    def console_errors(self) -> list[str]:
+        """What the browser logged as errors (failed loads, CSP refusals), favicon aside."""
+        entries = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
+        return [
+            str(entry["message"])
+            for entry in entries
+            if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]
+        ]
+
+
+def wait_for_mail(sink: SmtpSink, count: int) -> list[EmailMessage]:
+    assert wait_for(lambda: len(sink.files()) >= count, timeout=15, interval=0.1), (
+        f"expected {count} email(s), the sink has {len(sink.files())}"
+    )
+    return sink.messages()
+
+
+def link_in(message: EmailMessage, base_url: str, prefix: str) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    found = re.search(rf"{re.escape(base_url)}{prefix}[\w.-]+", body.get_content())
+    assert found, f"no {prefix} link in the email"
+    return found.group(0)
+
+
+def due_send_hour(timezone: str) -> int:
+    """The reader's current local hour, so that they are due now; 0 (due all day) when the
+    local day ends within a minute, so that the date cannot turn between save and send."""
+    local = datetime.now(UTC).astimezone(ZoneInfo(timezone))
+    tomorrow = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), local.tzinfo)
+    return 0 if tomorrow - local < timedelta(minutes=1) else local.hour
+
+
+def subscriber_line(site: Site) -> list[str]:
+    listed = site.cli("subscribers", "list").stdout.splitlines()
+    (line,) = [row for row in listed if row.startswith(f"{EMAIL}\t")]
+    return line.split("\t")
+
+
+def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
+    site: Site, browser: webdriver.Chrome, smtp_sink: SmtpSink
+) -> None:
+    pages = Pages(browser, ARTIFACTS)
+
+    # Subscribe.
+    pages.open(f"{site.base_url}/")
+    assert pages.heading() == "Get trending papers in your inbox"
+    pages.type("email", EMAIL)
+    pages.type("interests", "diffusion, language models")
+    pages.shot("subscribe")
+    pages.follow(pages.button("Subscribe"))
+    assert pages.heading() == "Check your inbox"
+    assert EMAIL in pages.text()
+    pages.shot("check-inbox")
+
+    # Confirm from the emailed link: opening it changes nothing, the button does.
+    (confirmation,) = wait_for_mail(smtp_sink, 1)
+    assert confirmation["To"] == EMAIL and "Confirm" in confirmation["Subject"]
+    pages.open(link_in(confirmation, site.base_url, "/confirm/"))
+    assert pages.heading() == "Confirm your subscription"
+    assert subscriber_line(site)[1] == "pending"
+    pages.shot("confirm")
+    pages.follow(pages.button("Yes, subscribe me"))
+    assert pages.heading() == "You are subscribed"
+    assert "daily digest" in pages.text() and "07:00 (UTC)" in pages.text()
+    pages.shot("confirmed")
+
+    # Preferences, reached from the confirmation page.
+    pages.follow(browser.find_element(By.PARTIAL_LINK_TEXT, "Set your interests"))
+    assert pages.heading() == "Your preferences"
+    assert pages.field("interests").get_attribute("value") == "diffusion, language models"
+    preferences_url = browser.current_url
+    pages.shot("preferences")
+    send_hour = due_send_hour(TIMEZONE)
+    pages.type("interests", "video generation, reinforcement learning, diffusion")
+    pages.type("papers_per_digest", "3")
+    pages.type("timezone", TIMEZONE)
+    Select(pages.field("send_hour")).select_by_value(str(send_hour))
+    pages.follow(pages.button("Save preferences"))
+    assert pages.heading() == "Your preferences"
+    assert browser.find_element(By.CSS_SELECTOR, "[role=status]").text == (
+        "Your preferences are saved."
+    )
+    pages.shot("preferences-saved")
+
+    # Opened again, the page shows what was saved; so does the operator's list.
+    pages.open(preferences_url)
+    assert pages.field("interests").get_attribute("value") == (
+        "video generation, reinforcement learning, diffusion"
+    )
+    assert pages.field("papers_per_digest").get_attribute("value") == "3"
+    assert pages.field("timezone").get_attribute("value") == TIMEZONE
+    selected = Select(pages.field("send_hour")).first_selected_option
+    assert selected.get_attribute("value") == str(send_hour)
+    assert subscriber_line(site)[1:4] == ["active", "daily", f"{send_hour:02d}:00 {TIMEZONE}"]
+
+    # A real digest: ingest the sample, then send what is due at the reader's local hour.
+    site.cli("ingest")
+    sent = site.cli("send-due")
+    assert sent.stdout.startswith("1 digest(s) were due"), sent.stdout
+    _, digest = wait_for_mail(smtp_sink, 2)
+    assert digest["To"] == EMAIL and "List-Unsubscribe-Post" in digest
+    header = digest["List-Unsubscribe"]
+    found = re.search(r"<(http://[^>]+/unsubscribe/[^>]+)>", header)
+    assert found, header
+    unsubscribe_url = found.group(1)
+
+    # The digest as the reader sees it (opened as a file), three papers as chosen.
+    preview = site.workdir / "digest.html"
+    preview.write_text(html_part(digest), encoding="utf-8")
+    pages.open(preview.as_uri())
+    papers = browser.find_elements(By.CSS_SELECTOR, ".paper-title")
+    assert len(papers) == 3
+    assert "matches:" in browser.find_element(By.CSS_SELECTOR, ".reason").text
+    pages.shot("digest-email")
+    footer_link = browser.find_element(By.LINK_TEXT, "Unsubscribe")
+    assert footer_link.get_attribute("href") == unsubscribe_url
+
+    # Unsubscribe from the digest's own link: a page first, then the button.
+    pages.follow(footer_link)
+    assert pages.heading() == "Unsubscribe from digest?"
+    assert subscriber_line(site)[1] == "active"
+    pages.shot("unsubscribe")
+    pages.follow(pages.button("Unsubscribe"))
+    assert pages.heading() == "You are unsubscribed"
+    assert EMAIL in pages.text()
+    pages.shot("unsubscribed")
+    assert subscriber_line(site)[1] == "unsubscribed"
+
+    assert pages.console_errors() == []
+    assert site.web.alive(), site.web.report()

@@ -1,0 +1,155 @@
+"""The real pipeline: a ``digest worker`` and a ``digest beat`` process on Redis.
+
+Beat schedules ingestion and dispatch every few seconds; the worker ingests the
+sample papers, claims the due digest, sends it to a local SMTP sink and records
+it. Later dispatch cycles must not send it again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from digest.db.engine import make_engine
+from digest.db.migrate import upgrade
+from digest.delivery.models import Delivery
+from digest.mail.sink import SmtpSink
+from digest.subscriptions.models import Subscriber
+from tests.conftest import empty_redis_database, fresh_postgres_database
+from tests.processes import VENV_BIN, Process, start_process, stop_all, wait_for
+
+# Not 0 (a developer's stack) and not test_compose's database.
+BROKER_DB = 12
+READER = "reader@example.org"
+INGEST_EVERY_MINUTES = 0.02  # 1.2 s
+DISPATCH_EVERY_MINUTES = 0.05  # 3 s: the first dispatch finds the papers already ingested
+DISPATCHED = re.compile(r"Task digest\.dispatch_due\[[^\]]+\] succeeded")
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    with fresh_postgres_database("digest_worker") as url:
+        yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def environment(database_url: str, smtp_sink: SmtpSink, tmp_path: Path) -> Iterator[dict[str, str]]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    with empty_redis_database(BROKER_DB) as broker_url:
+        yield {
+            **base,
+            "DIGEST_ENVIRONMENT": "test",
+            "DIGEST_SECRET_KEY": "worker-test-secret-key",
+            "DIGEST_DATABASE_URL": database_url,
+            "DIGEST_BROKER_URL": broker_url,
+            "DIGEST_SMTP_URL": smtp_sink.url,
+            "DIGEST_DATA_DIR": str(tmp_path / "data"),
+            "DIGEST_BASE_URL": "https://digest.example.org",
+            "DIGEST_FROM_ADDRESS": "Digest <digest@example.org>",
+            "DIGEST_INGEST_INTERVAL_MINUTES": str(INGEST_EVERY_MINUTES),
+            "DIGEST_DISPATCH_INTERVAL_MINUTES": str(DISPATCH_EVERY_MINUTES),
+            # No internet here: beat ingests the shipped sample only.
+            "DIGEST_SOURCES": "sample",
+        }
+
+
+@pytest.fixture
+def start(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    started: list[Process] = []
+
+    def launch(name: str, *args: str) -> Process:
+        process = start_process(
+            name, [str(VENV_BIN / "digest"), *args], workdir=tmp_path, env=environment
+        )
+        started.append(process)
+        return process
+
+    yield launch
+    stop_all(started)
+
+
+def deliveries(engine: Engine) -> list[tuple[str, str, str | None, str | None]]:
+    """(email, status, message_id, last_error) for every delivery row."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Subscriber.email, Delivery.status, Delivery.message_id, Delivery.last_error)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .order_by(Delivery.id)
+        ).all()
+    return [(email, str(status), message_id, error) for email, status, message_id, error in rows]
+
+
+@pytest.mark.services
+def test_beat_and_worker_send_each_due_digest_once(
+    engine: Engine,
+    environment: dict[str, str],
+    smtp_sink: SmtpSink,
+    start: Callable[..., Process],
+    tmp_path: Path,
+) -> None:
+    command = ["subscribers", "add", READER, "--interests", "diffusion", "--confirmed"]
+    added = subprocess.run(
+        [str(VENV_BIN / "digest"), *command, "--send-hour", "0", "--timezone", "UTC"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    day = datetime.now(UTC).date()
+
+    worker = start("worker", "worker", "--pool=solo", "--without-gossip")
+    beat = start("beat", "beat")
+
+    def logs() -> str:
+        return "\n".join(p.report() for p in (worker, beat)) + f"\ndeliveries: {deliveries(engine)}"
+
+    def mail_arrived() -> bool:
+        assert worker.alive() and beat.alive(), logs()
+        return bool(smtp_sink.files())
+
+    assert wait_for(mail_arrived, timeout=90), f"no digest arrived within 90 s\n{logs()}"
+    [message] = smtp_sink.messages()
+    assert isinstance(message, EmailMessage)
+    assert message.get_content_type() == "multipart/alternative"
+    assert message["To"] == READER
+    assert message["List-Unsubscribe"] and "https://digest.example.org/" in str(
+        message["List-Unsubscribe"]
+    )
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["Message-ID"]
+
+    # The row is committed right after the SMTP exchange that delivered the message.
+    def recorded() -> bool:
+        return any(status == "sent" for _, status, _, _ in deliveries(engine))
+
+    assert wait_for(recorded, timeout=15), logs()
+    assert deliveries(engine) == [(READER, "sent", str(message["Message-ID"]), None)]
+
+    # Idempotent dispatch: several further cycles claim nothing and send nothing.
+    cycles_before = len(DISPATCHED.findall(worker.output()))
+    assert wait_for(
+        lambda: len(DISPATCHED.findall(worker.output())) >= cycles_before + 3, timeout=30
+    ), logs()
+    if datetime.now(UTC).date() != day:
+        pytest.skip("crossed midnight UTC: a new daily edition is legitimately due")
+    assert len(smtp_sink.files()) == 1, logs()
+    assert [status for _, status, _, _ in deliveries(engine)] == ["sent"], logs()
+    assert worker.alive() and beat.alive(), logs()
