@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ranking_quality.py [--json] [--check] [--data PATH]
 
 The set is ``benchmarks/data/ranking_eval.json``: reader profiles over the 188
-shipped sample papers (``digest/data/sample_papers.json``), each with the
+shipped sample papers (``digest/papers/data/sample_papers.json``), each with the
 interests a reader would type, whether they are ``paraphrased`` (written without
 the words the relevant papers use) and graded judgements (3 exactly what they
 want, 2 clearly relevant, 1 marginally relevant, unlisted 0). How it was built
@@ -38,7 +38,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = ROOT / "benchmarks/data/ranking_eval.json"
-PAPERS = ROOT / "digest/data/sample_papers.json"
+PAPERS = ROOT / "digest/papers/data/sample_papers.json"
 K = 10
 
 Paper = dict[str, Any]

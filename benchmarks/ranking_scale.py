@@ -78,7 +78,7 @@ def real_records() -> list[PaperRecord]:
     ):
         page = parse_arxiv_api_page((FIXTURES / "arxiv_api" / name).read_bytes(), what=name)
         records += [r for r in page.items if isinstance(r, PaperRecord)]
-    sample = json.loads((ROOT / "digest/data/sample_papers.json").read_text())["papers"]
+    sample = json.loads((ROOT / "digest/papers/data/sample_papers.json").read_text())["papers"]
     records += [
         PaperRecord(canonical_id=p["canonical_id"], title=p["title"], abstract=p["abstract"])
         for p in sample

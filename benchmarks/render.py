@@ -14,17 +14,17 @@ from datetime import UTC, datetime
 from itertools import islice
 
 from config.settings import Settings
-from digest.delivery.compose import DigestComposer
 from digest.mail.rendering import premailer_runs
 from digest.papers.models import Paper
 from digest.papers.sources.sample import SampleSource
 from digest.ranking.ranker import Pick
+from digest.runtime import Runtime
 from digest.subscriptions.models import Subscriber
 
 
 def main(readers: int) -> None:
     settings = Settings(_env_file=None, secret_key="benchmark")
-    composer = DigestComposer(settings)
+    composer = Runtime(settings).composer
     papers = [
         Paper(
             id=n,

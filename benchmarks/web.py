@@ -83,6 +83,7 @@ from config.settings import Settings
 from digest.clock import utcnow
 from digest.db.engine import make_engine, scratch_postgres_database
 from digest.db.migrate import upgrade
+from digest.runtime import Runtime
 from digest.subscriptions.links import Links
 from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
 
@@ -808,7 +809,7 @@ def main() -> None:
             base_url="http://127.0.0.1:8000",
         )
         started = time.perf_counter()
-        signed = unsubscribe_paths(engine, Links(settings))
+        signed = unsubscribe_paths(engine, Runtime(settings).links)
         signing = time.perf_counter() - started
         assert [id_ for id_, _ in signed] == ids
         print(

@@ -11,19 +11,17 @@ from datetime import timedelta
 from typing import Any
 
 from config.settings import Settings
+from config.sources import enabled_source_configs
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    # Imported here: config is imported by digest, not the other way round at load time.
-    from digest.papers.sources.registry import enabled_source_configs
-
     schedule: dict[str, dict[str, Any]] = {
         f"ingest-{config.name}": {
-            "task": "digest.papers.ingest",
+            "task": "digest.ingest",
             "schedule": timedelta(minutes=config.every_minutes or settings.ingest_interval_minutes),
             "args": (config.name,),
         }
-        for config in enabled_source_configs(settings)
+        for config in enabled_source_configs(settings.sources_file, settings.sources)
     }
     return {
         **schedule,

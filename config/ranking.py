@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import ErrorDetails
+
+from config.files import problems, read_toml
 
 
 class _Section(BaseModel):
@@ -71,27 +70,9 @@ class RankingConfigError(ValueError):
 
 
 def load_ranking_config(path: Path | None = None) -> RankingConfig:
+    data = read_toml(path, "ranking.toml", kind="ranking", error=RankingConfigError)
     try:
-        if path is None:
-            text = resources.files("config").joinpath("ranking.toml").read_text(encoding="utf-8")
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-        return RankingConfig.model_validate(tomllib.loads(text))
-    except OSError as exc:
-        raise RankingConfigError(f"cannot read {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RankingConfigError(f"ranking file {path or 'config/ranking.toml'}: {exc}") from exc
+        return RankingConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_problem(error) for error in exc.errors())
-        raise RankingConfigError(
-            f"ranking file {path or 'config/ranking.toml'}: {problems}"
-        ) from exc
-
-
-def _problem(error: ErrorDetails) -> str:
-    """One validation error as ``section.key: what is wrong``, without pydantic's details."""
-    where = ".".join(str(part) for part in error["loc"]) or "file"
-    if error["type"] == "extra_forbidden":
-        return f"{where}: unknown key"
-    message = error["msg"].removeprefix("Value error, ").replace("Input should", "should", 1)
-    return f"{where}: {message}"
+        where = path or "config/ranking.toml"
+        raise RankingConfigError(f"ranking file {where}: {problems(exc)}") from exc

@@ -80,15 +80,6 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'digest.db').resolve()}"
 
     @property
-    def from_domain(self) -> str:
-        address = self.from_address.rsplit("<", 1)[-1].rstrip(">").strip()
-        return address.rsplit("@", 1)[-1] or "localhost"
-
-    @property
-    def unsubscribe_mailto(self) -> str:
-        return f"unsubscribe@{self.from_domain}"
-
-    @property
     def base_host(self) -> str:
         return urlsplit(self.base_url).netloc
 

@@ -1,7 +1,11 @@
-"""What one process needs to run the pipeline, built once from ``Settings``.
+"""The composition root: every collaborator a process needs, built from ``Settings``.
 
-Celery tasks, CLI commands and the web app all go through these functions; each
-opens its own units of work and calls the domain.
+This is the one place that reads ``Settings``. Domain code receives what it uses
+(a sender, the link signer, the site's identity, plain values) and never sees
+the settings or the environment. Celery tasks, CLI commands and the web app all
+go through a ``Runtime``; each opens its own units of work and calls the domain.
+Everything is built on first use: a process that only sends mail never loads
+the ranking's embedding model, and importing this module builds nothing.
 """
 
 from __future__ import annotations
@@ -13,41 +17,44 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from jinja2 import Environment
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.ranking import RankingConfig, load_ranking_config
 from config.settings import Settings
+from config.sources import SourceConfig, enabled_source_configs, load_source_configs
 from digest.clock import utcnow
 from digest.db.engine import make_engine, make_session_factory
 from digest.db.unit_of_work import unit_of_work
 from digest.delivery.compose import DigestComposer
-from digest.delivery.ledger import Outcome, send_delivery
+from digest.delivery.ledger import SendOutcome, send_delivery
 from digest.delivery.models import Delivery, DeliveryStatus
+from digest.mail.identity import SiteIdentity
+from digest.mail.rendering import make_environment
+from digest.mail.sender import Sender
 from digest.mail.smtp import SmtpConfig, SmtpSender
 from digest.papers.ingest import Progress, SourceSummary, ingest
-from digest.papers.sources.registry import (
-    build_source,
-    enabled_source_configs,
-    make_fetcher,
-    source_for,
-)
+from digest.papers.sources.http import Fetcher
+from digest.papers.sources.registry import build_source, make_fetcher, source_for
 from digest.ranking.ranker import TrendingRanker
 from digest.ranking.semantic import Embedder, load_embedder
+from digest.subscriptions.links import Links
 from digest.subscriptions.models import Subscriber, SubscriberStatus
 from digest.subscriptions.notices import NoticeComposer
 from digest.subscriptions.subscribers import Notice
+from digest.subscriptions.tokens import Signer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class BatchResult:
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    outcomes: dict[int, SendOutcome] = field(default_factory=dict)
 
     @property
     def to_retry(self) -> list[int]:
-        return [i for i, o in self.outcomes.items() if o == Outcome.RETRY]
+        return [i for i, o in self.outcomes.items() if o == SendOutcome.RETRY]
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(o.value for o in self.outcomes.values()))
@@ -67,8 +74,33 @@ class Runtime:
         return make_session_factory(self.engine)
 
     @cached_property
+    def site(self) -> SiteIdentity:
+        return SiteIdentity(
+            name=self.settings.site_name,
+            base_url=self.settings.base_url,
+            from_address=self.settings.from_address,
+        )
+
+    @cached_property
+    def signer(self) -> Signer:
+        return Signer(self.settings.secret_key)
+
+    @cached_property
+    def links(self) -> Links:
+        return Links(self.signer, self.site)
+
+    @cached_property
+    def templates(self) -> Environment:
+        # One environment for every email type: CSS is inlined once per template.
+        return make_environment(self.settings.templates_dir)
+
+    @cached_property
     def composer(self) -> DigestComposer:
-        return DigestComposer(self.settings)
+        return DigestComposer(self.templates, self.links, self.site)
+
+    @cached_property
+    def notices(self) -> NoticeComposer:
+        return NoticeComposer(self.templates, self.links, self.site)
 
     @cached_property
     def ranking_config(self) -> RankingConfig:
@@ -87,9 +119,23 @@ class Runtime:
         )
 
     @cached_property
-    def sender(self) -> SmtpSender:
+    def sender(self) -> Sender:
         return SmtpSender(
             SmtpConfig.from_url(self.settings.smtp_url, timeout=self.settings.smtp_timeout_seconds)
+        )
+
+    def source_configs(self) -> list[SourceConfig]:
+        # Read at each use, not cached: beat and `digest ingest` see an edited file.
+        return load_source_configs(self.settings.sources_file, self.settings.sources)
+
+    def enabled_source_configs(self) -> list[SourceConfig]:
+        return enabled_source_configs(self.settings.sources_file, self.settings.sources)
+
+    def fetcher(self) -> Fetcher:
+        return make_fetcher(
+            site_url=self.settings.base_url,
+            timeout=self.settings.fetch_timeout_seconds,
+            max_bytes=self.settings.fetch_max_bytes,
         )
 
     def run_ingest(
@@ -100,12 +146,12 @@ class Runtime:
         progress: Progress | None = None,
     ) -> list[SourceSummary]:
         """Ingest one source (a configured name, or a feed URL or path) or every enabled one."""
-        fetcher = make_fetcher(self.settings)
+        fetcher = self.fetcher()
         try:
             sources = (
-                [source_for(self.settings, fetcher, source)]
+                [source_for(self.source_configs(), fetcher, source)]
                 if source
-                else [build_source(c, fetcher) for c in enabled_source_configs(self.settings)]
+                else [build_source(c, fetcher) for c in self.enabled_source_configs()]
             )
             with unit_of_work(self.session_factory) as session:
                 return ingest(
@@ -148,15 +194,11 @@ class Runtime:
         log.info("sent batch of %d: %s", len(delivery_ids), result.counts())
         return result
 
-    @cached_property
-    def notices(self) -> NoticeComposer:
-        return NoticeComposer(self.settings, self.composer.environment)
-
     def send_notice(
         self, notice: Notice, subscriber_id: int, *, now: datetime | None = None
     ) -> bool:
         """Send one subscription notice; False when it no longer applies. Raises
-        :class:`digest.mailer.SendError` when the SMTP server refuses or fails."""
+        :class:`digest.mail.sender.SendError` when the SMTP server refuses or fails."""
         with unit_of_work(self.session_factory) as session:
             message = self.notices.compose(session, notice, subscriber_id, now=now or utcnow())
         if message is None:

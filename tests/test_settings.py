@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from config.settings import DEFAULT_SECRET_KEY, Settings
+from digest.runtime import Runtime
 
 
 def test_defaults_are_the_embedded_development_setup(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,8 +30,9 @@ def test_values_come_from_digest_prefixed_environment(monkeypatch: pytest.Monkey
     settings = Settings(_env_file=None)
     assert settings.resolved_database_url == "postgresql+psycopg://u@db/digest"
     assert settings.broker_url == "redis://redis:6379/0"
-    assert settings.from_domain == "lab.example"
-    assert settings.unsubscribe_mailto == "unsubscribe@lab.example"
+    site = Runtime(settings).site
+    assert site.from_domain == "lab.example"
+    assert site.unsubscribe_mailto == "unsubscribe@lab.example"
 
 
 @pytest.mark.parametrize("environment", ["production", "test"])

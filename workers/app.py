@@ -1,13 +1,16 @@
-"""The Celery application, built from ``Settings``.
+"""The Celery application, built from ``Settings`` by :func:`create_celery`.
 
-``celery -A workers.app worker`` / ``beat`` use the module-level ``app``, read
-from the environment. Without a broker URL the app runs every task eagerly, in
-process, through the same task code: that is the embedded default.
+``celery -A workers.app worker`` / ``beat`` look up the module's ``app``
+attribute: it is built from the environment on that first lookup (module
+``__getattr__``), never at import, so importing this module to call
+``create_celery(settings)`` reads nothing from the environment. Without a broker
+URL the app runs every task eagerly, in process, through the same task code:
+that is the embedded default.
 """
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 
 from celery import Celery
 
@@ -60,8 +63,12 @@ def create_celery(settings: Settings) -> DigestCelery:
     return app
 
 
+@cache
 def _app_from_environment() -> DigestCelery:
     return create_celery(get_settings())
 
 
-app = _app_from_environment()
+def __getattr__(name: str) -> DigestCelery:
+    if name == "app":
+        return _app_from_environment()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

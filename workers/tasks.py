@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from digest.clock import utcnow
 from digest.db.unit_of_work import after_commit, unit_of_work
 from digest.delivery.ledger import claim_due_deliveries, retry_delay, stale_deliveries
-from digest.mail.smtp import SendError
+from digest.mail.sender import SendError
 from digest.runtime import Runtime, chunks
 from digest.subscriptions.subscribers import Notice
 
@@ -35,7 +35,7 @@ def _runtime(task: Task) -> Runtime:
     return cast(Runtime, task.app.runtime)
 
 
-@shared_task(bind=True, name="digest.papers.ingest", acks_late=True, **_TRANSIENT)
+@shared_task(bind=True, name="digest.ingest", acks_late=True, **_TRANSIENT)
 def ingest_task(self: Task, source: str | None = None) -> list[dict[str, Any]]:
     summaries = _runtime(self).run_ingest(source)
     return [vars(s) for s in summaries]
@@ -80,7 +80,11 @@ def send_notice_task(self: Task, notice: str, subscriber_id: int) -> bool:
         attempt = self.request.retries or 0
         # In process (the embedded default) the request that asked is waiting: log
         # it and let the person ask again rather than hold them up with retries.
-        if exc.permanent or attempt >= 5 or getattr(self.app, "in_process", False):
+        if (
+            exc.permanent
+            or attempt + 1 >= _runtime(self).settings.send_max_attempts
+            or getattr(self.app, "in_process", False)
+        ):
             log.warning("notice %s to subscriber %s not sent: %s", notice, subscriber_id, exc)
             return False
         raise self.retry(exc=exc, countdown=retry_delay(attempt + 1).total_seconds()) from exc

@@ -101,7 +101,7 @@ def ingest(
     ] = None,
 ) -> None:
     """Fetch papers from the configured sources and store them."""
-    from digest.papers.sources.registry import SourceConfigError
+    from config.sources import SourceConfigError
 
     runtime = _runtime()
     try:
@@ -287,10 +287,8 @@ def _read_csv_text(file: str) -> str:
 @subscribers_cli.command("links")
 def subscribers_links(email: str) -> None:
     """Print a subscriber's preferences and unsubscribe links (for support requests)."""
-    from digest.subscriptions.links import Links
-
     runtime = _runtime()
-    links = Links(runtime.settings)
+    links = runtime.links
     try:
         with unit_of_work(runtime.session_factory) as session:
             subscriber = find_subscriber(session, email)

@@ -63,7 +63,7 @@ def run_demo(settings: Settings, *, now: datetime | None = None) -> DemoResult:
         try:
             upgrade(runtime.engine)
             summaries = [
-                SourceSummary(**s) for s in app.tasks["digest.papers.ingest"].delay("sample").get()
+                SourceSummary(**s) for s in app.tasks["digest.ingest"].delay("sample").get()
             ]
             notes = []
             with unit_of_work(runtime.session_factory) as session:

@@ -9,10 +9,10 @@ from typing import Any
 
 from jinja2 import Environment
 
-from config.settings import Settings
 from digest.delivery.schedule import edition_label
+from digest.mail.identity import SiteIdentity
 from digest.mail.message import ListUnsubscribe, build_message
-from digest.mail.rendering import make_environment, render_email
+from digest.mail.rendering import render_email
 from digest.papers.models import Paper
 from digest.ranking.ranker import Pick
 from digest.subscriptions.links import Links
@@ -37,10 +37,10 @@ class Composed:
 class DigestComposer:
     """Holds what is shared by every reader of an edition: templates, signer, paper texts."""
 
-    def __init__(self, settings: Settings, environment: Environment | None = None) -> None:
-        self.settings = settings
-        self.environment = environment or make_environment(settings.templates_dir)
-        self.links = Links(settings)
+    def __init__(self, environment: Environment, links: Links, site: SiteIdentity) -> None:
+        self.environment = environment
+        self.links = links
+        self.site = site
         self._papers: dict[int, dict[str, Any]] = {}
 
     def unsubscribe_links(self, subscriber: Subscriber) -> ListUnsubscribe:
@@ -67,7 +67,7 @@ class DigestComposer:
     ) -> Composed:
         unsubscribe = self.unsubscribe_links(subscriber)
         context = {
-            "site_name": self.settings.site_name,
+            "site_name": self.site.name,
             "email": subscriber.email,
             "interests": subscriber.interests,
             "frequency_label": ("weekly" if subscriber.frequency == Frequency.WEEKLY else "daily"),
@@ -88,10 +88,10 @@ class DigestComposer:
         message = build_message(
             rendered,
             to=subscriber.email,
-            from_address=self.settings.from_address,
-            message_domain=self.settings.from_domain,
+            from_address=self.site.from_address,
+            message_domain=self.site.from_domain,
             date=now,
             unsubscribe=unsubscribe,
-            list_id=f"{self.settings.site_name} digest <digest.{self.settings.from_domain}>",
+            list_id=self.site.digest_list_id,
         )
         return Composed(message=message, message_id=str(message["Message-ID"]))

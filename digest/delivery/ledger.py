@@ -18,14 +18,14 @@ from digest.db.dialects import insert_ignoring_conflicts
 from digest.delivery.compose import DigestComposer
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.delivery.schedule import due_subscribers
-from digest.mail.smtp import SendError, SmtpConnection
+from digest.mail.sender import MailConnection, SendError
 from digest.ranking.ranker import Ranker
 from digest.subscriptions.models import Subscriber, SubscriberStatus
 
 log = logging.getLogger(__name__)
 
 
-class Outcome(enum.StrEnum):
+class SendOutcome(enum.StrEnum):
     SENT = "sent"
     SKIPPED = "skipped"
     RETRY = "retry"
@@ -85,10 +85,10 @@ def send_delivery(
     *,
     composer: DigestComposer,
     ranker: Ranker,
-    connection: SmtpConnection,
+    connection: MailConnection,
     now: datetime,
     max_attempts: int,
-) -> Outcome:
+) -> SendOutcome:
     delivery = session.scalar(
         select(Delivery)
         .where(Delivery.id == delivery_id)
@@ -97,7 +97,7 @@ def send_delivery(
         .with_for_update()
     )
     if delivery is None or delivery.status != DeliveryStatus.QUEUED:
-        return Outcome.ALREADY_DONE
+        return SendOutcome.ALREADY_DONE
     subscriber = session.get_one(Subscriber, delivery.subscriber_id)
     # Checked at send time, not claim time: an unsubscribe between the two wins.
     if subscriber.status != SubscriberStatus.ACTIVE:
@@ -118,10 +118,10 @@ def send_delivery(
         if exc.permanent or delivery.attempts >= max_attempts:
             delivery.status = DeliveryStatus.FAILED
             log.warning("delivery %s failed for good: %s", delivery.id, exc)
-            return Outcome.FAILED
+            return SendOutcome.FAILED
         delivery.next_attempt_at = now + retry_delay(delivery.attempts)
         log.info("delivery %s will be retried: %s", delivery.id, exc)
-        return Outcome.RETRY
+        return SendOutcome.RETRY
     delivery.status = DeliveryStatus.SENT
     delivery.message_id = composed.message_id
     delivery.sent_at = now
@@ -130,11 +130,11 @@ def send_delivery(
         DeliveryPaper(paper_id=pick.paper.id, position=position, reason=pick.reason)
         for position, pick in enumerate(picks)
     ]
-    return Outcome.SENT
+    return SendOutcome.SENT
 
 
-def _skip(delivery: Delivery, reason: str) -> Outcome:
+def _skip(delivery: Delivery, reason: str) -> SendOutcome:
     delivery.status = DeliveryStatus.SKIPPED
     delivery.last_error = reason
     log.info("delivery %s skipped: %s", delivery.id, reason)
-    return Outcome.SKIPPED
+    return SendOutcome.SKIPPED

@@ -16,12 +16,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from digest.mail.message import WIRE_POLICY, envelope_sender
-
-
-class SendError(Exception):
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
+from digest.mail.sender import SendError
 
 
 @dataclass(frozen=True)

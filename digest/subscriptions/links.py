@@ -5,17 +5,17 @@ Every email and the support CLI build them here, so a link kind has one shape.
 
 from __future__ import annotations
 
-from config.settings import Settings
+from digest.mail.identity import SiteIdentity
 from digest.mail.message import ListUnsubscribe
 from digest.subscriptions.models import Subscriber
 from digest.subscriptions.tokens import Purpose, Signer
 
 
 class Links:
-    def __init__(self, settings: Settings, signer: Signer | None = None) -> None:
-        self.settings = settings
-        self.signer = signer or Signer(settings.secret_key)
-        self.base = settings.base_url.rstrip("/")
+    def __init__(self, signer: Signer, site: SiteIdentity) -> None:
+        self.signer = signer
+        self.base = site.base_url.rstrip("/")
+        self.unsubscribe_mailto = site.unsubscribe_mailto
 
     def token(self, purpose: Purpose, subscriber: Subscriber) -> str:
         single_use = purpose in (Purpose.CONFIRM, Purpose.CHANGE_EMAIL)
@@ -30,7 +30,7 @@ class Links:
         token = self.token(Purpose.UNSUBSCRIBE, subscriber)
         return ListUnsubscribe(
             https_url=f"{self.base}/unsubscribe/{token}",
-            mailto=f"mailto:{self.settings.unsubscribe_mailto}?subject=unsubscribe%20{token}",
+            mailto=f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}",
         )
 
     def preferences(self, subscriber: Subscriber) -> str:

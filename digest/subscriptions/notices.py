@@ -12,9 +12,9 @@ from email.message import EmailMessage
 from jinja2 import Environment
 from sqlalchemy.orm import Session
 
-from config.settings import Settings
+from digest.mail.identity import SiteIdentity
 from digest.mail.message import build_message
-from digest.mail.rendering import make_environment, render_email
+from digest.mail.rendering import render_email
 from digest.subscriptions.links import Links
 from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
 from digest.subscriptions.subscribers import Notice
@@ -26,10 +26,10 @@ CONFIRM_HOURS = 48
 
 
 class NoticeComposer:
-    def __init__(self, settings: Settings, environment: Environment | None = None) -> None:
-        self.settings = settings
-        self.environment = environment or make_environment(settings.templates_dir)
-        self.links = Links(settings)
+    def __init__(self, environment: Environment, links: Links, site: SiteIdentity) -> None:
+        self.environment = environment
+        self.links = links
+        self.site = site
 
     def compose(
         self, session: Session, notice: Notice, subscriber_id: int, *, now: datetime
@@ -40,7 +40,7 @@ class NoticeComposer:
             return None
         to = subscriber.email
         context: dict[str, object] = {
-            "site_name": self.settings.site_name,
+            "site_name": self.site.name,
             "email": subscriber.email,
             "hours": CONFIRM_HOURS,
             "frequency_label": "weekly" if subscriber.frequency == Frequency.WEEKLY else "daily",
@@ -64,7 +64,7 @@ class NoticeComposer:
         return build_message(
             rendered,
             to=to,
-            from_address=self.settings.from_address,
-            message_domain=self.settings.from_domain,
+            from_address=self.site.from_address,
+            message_domain=self.site.from_domain,
             date=now,
         )

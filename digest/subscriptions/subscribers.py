@@ -166,7 +166,7 @@ class Notice(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class NoticeDue:
     """What a request did, and which notice (if any) to send about it."""
 
     subscriber_id: int | None
@@ -180,7 +180,7 @@ def request_subscription(
     now: datetime,
     interests: str = "",
     frequency: Frequency = Frequency.DAILY,
-) -> Outcome:
+) -> NoticeDue:
     """Someone asked to subscribe ``email`` from the public form.
 
     Nothing here tells the caller whether the address was known: a new or
@@ -195,15 +195,15 @@ def request_subscription(
         subscriber = add_subscriber(
             session, email=address, now=now, interests=interests, frequency=frequency
         )
-        return Outcome(subscriber.id, Notice.CONFIRM)
+        return NoticeDue(subscriber.id, Notice.CONFIRM)
     if subscriber.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
-        return Outcome(subscriber.id, Notice.ALREADY_SUBSCRIBED)
+        return NoticeDue(subscriber.id, Notice.ALREADY_SUBSCRIBED)
     if subscriber.status != SubscriberStatus.PENDING:
         # Back after leaving: a fresh start that must be confirmed like the first.
         subscriber.status = SubscriberStatus.PENDING
         subscriber.interests = interests
         subscriber.frequency = frequency
-    return Outcome(subscriber.id, Notice.CONFIRM)
+    return NoticeDue(subscriber.id, Notice.CONFIRM)
 
 
 def confirm_subscription(subscriber: Subscriber, *, now: datetime) -> bool:
@@ -355,7 +355,7 @@ def resubscribe(subscriber: Subscriber, *, now: datetime) -> bool:
     return True
 
 
-def request_email_change(session: Session, subscriber: Subscriber, new_email: str) -> Outcome:
+def request_email_change(session: Session, subscriber: Subscriber, new_email: str) -> NoticeDue:
     """Remember ``new_email`` until its owner confirms it from the link sent there.
 
     An address that belongs to another subscriber is not said to be taken (that
@@ -366,9 +366,9 @@ def request_email_change(session: Session, subscriber: Subscriber, new_email: st
         raise SubscriberError(f"{address} is already your address")
     taken = session.scalar(select(Subscriber.id).where(Subscriber.email == address))
     if taken is not None:
-        return Outcome(subscriber.id, None)
+        return NoticeDue(subscriber.id, None)
     subscriber.pending_email = address
-    return Outcome(subscriber.id, Notice.CONFIRM_EMAIL_CHANGE)
+    return NoticeDue(subscriber.id, Notice.CONFIRM_EMAIL_CHANGE)
 
 
 def confirm_email_change(session: Session, subscriber: Subscriber) -> str:

@@ -46,7 +46,6 @@ from digest.db.unit_of_work import after_commit, unit_of_work
 from digest.papers.models import Paper
 from digest.runtime import Runtime
 from digest.subscriptions.feedback import parse_kind, record_feedback, withdraw_feedback
-from digest.subscriptions.links import Links
 from digest.subscriptions.models import FeedbackKind, Frequency, Subscriber, SubscriberStatus
 from digest.subscriptions.ratelimit import RateLimiter
 from digest.subscriptions.subscribers import (
@@ -54,7 +53,7 @@ from digest.subscriptions.subscribers import (
     WEEKDAYS,
     InvalidEmail,
     InvalidPreferences,
-    Outcome,
+    NoticeDue,
     Preferences,
     SubscriberError,
     apply_preferences,
@@ -71,7 +70,7 @@ from digest.subscriptions.subscribers import (
     unsubscribe,
     unsubscribe_by_link,
 )
-from digest.subscriptions.tokens import InvalidToken, Purpose, Signer
+from digest.subscriptions.tokens import InvalidToken, Purpose
 from digest.web.access_log import redact_access_log
 from digest.web.one_click import OneClickShortcut, OneClickUnsubscriber
 
@@ -143,8 +142,8 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
             }
         ),
     )
-    signer = Signer(settings.secret_key)
-    links = Links(settings, signer)
+    signer = runtime.signer
+    links = runtime.links
     limiter = RateLimiter(settings.rate_limit_url)
     if celery is None:
         from workers.app import create_celery
@@ -234,7 +233,7 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
         if (claims.subscriber_id, claims.version) != (subscriber.id, subscriber.token_version):
             raise InvalidToken("this form did not come from your preferences page")
 
-    def publish(session: Session, outcome: Outcome) -> None:
+    def publish(session: Session, outcome: NoticeDue) -> None:
         """Send the outcome's notice once the request's changes are committed."""
         if outcome.notice is None or outcome.subscriber_id is None:
             return

@@ -7,11 +7,11 @@ from email.message import EmailMessage
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from digest.delivery.compose import DigestComposer
 from digest.papers.models import Paper
 from digest.papers.sources import PaperRecord
 from digest.papers.storage import store_papers
 from digest.ranking.ranker import Pick
+from digest.runtime import Runtime
 from tests.factories import NOW, make_subscriber
 
 
@@ -40,7 +40,7 @@ def test_readers_see_latex_as_unicode_and_never_as_markup(
     paper = session.query(Paper).one()
     reader = make_subscriber(session)
 
-    composed = DigestComposer(settings).compose(
+    composed = Runtime(settings).composer.compose(
         reader, [Pick(paper=paper, reason="", upvotes=None)], edition="2026-11-21", now=NOW
     )
 

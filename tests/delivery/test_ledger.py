@@ -9,9 +9,8 @@ from sqlalchemy.orm import Session
 
 from config.ranking import load_ranking_config
 from config.settings import Settings
-from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import (
-    Outcome,
+    SendOutcome,
     claim_due_deliveries,
     retry_delay,
     send_delivery,
@@ -21,6 +20,7 @@ from digest.delivery.models import Delivery, DeliveryStatus
 from digest.mail.sink import SmtpSink, free_port
 from digest.mail.smtp import SmtpConfig, SmtpConnection, SmtpSender
 from digest.ranking.ranker import TrendingRanker
+from digest.runtime import Runtime
 from digest.subscriptions.models import SubscriberStatus
 from digest.subscriptions.tokens import Purpose, Signer
 from tests.factories import NOW, make_paper, make_subscriber
@@ -39,11 +39,11 @@ def connection(smtp_sink: SmtpSink) -> Iterator[SmtpConnection]:
 
 def send(
     session: Session, delivery_id: int, settings: Settings, connection: SmtpConnection
-) -> Outcome:
+) -> SendOutcome:
     return send_delivery(
         session,
         delivery_id,
-        composer=DigestComposer(settings),
+        composer=Runtime(settings).composer,
         ranker=ranker(),
         connection=connection,
         now=NOW,
@@ -72,7 +72,7 @@ def test_a_due_digest_is_sent_and_recorded(
     reader = make_subscriber(session, send_hour=0, papers_per_digest=2)
     [delivery_id] = claim_due_deliveries(session, now=NOW)
 
-    assert send(session, delivery_id, settings, connection) == Outcome.SENT
+    assert send(session, delivery_id, settings, connection) == SendOutcome.SENT
 
     [received] = smtp_sink.messages()
     delivery = session.get_one(Delivery, delivery_id)
@@ -128,7 +128,7 @@ def test_an_unsubscribe_after_claiming_wins(
     reader.status = SubscriberStatus.UNSUBSCRIBED
     session.flush()
 
-    assert send(session, delivery_id, settings, connection) == Outcome.SKIPPED
+    assert send(session, delivery_id, settings, connection) == SendOutcome.SKIPPED
     assert smtp_sink.files() == []
     delivery = session.get_one(Delivery, delivery_id)
     assert delivery.status == DeliveryStatus.SKIPPED
@@ -140,7 +140,7 @@ def test_nothing_new_means_no_email_and_a_recorded_reason(
 ) -> None:
     make_subscriber(session, send_hour=0)
     [delivery_id] = claim_due_deliveries(session, now=NOW)
-    assert send(session, delivery_id, settings, connection) == Outcome.SKIPPED
+    assert send(session, delivery_id, settings, connection) == SendOutcome.SKIPPED
     assert smtp_sink.files() == []
     assert session.get_one(Delivery, delivery_id).last_error == "no new papers for this reader"
 
@@ -151,9 +151,9 @@ def test_a_delivery_is_never_sent_twice(
     make_paper(session)
     make_subscriber(session, send_hour=0)
     [delivery_id] = claim_due_deliveries(session, now=NOW)
-    assert send(session, delivery_id, settings, connection) == Outcome.SENT
+    assert send(session, delivery_id, settings, connection) == SendOutcome.SENT
     # The same task delivered again by the broker (acks_late after a crash).
-    assert send(session, delivery_id, settings, connection) == Outcome.ALREADY_DONE
+    assert send(session, delivery_id, settings, connection) == SendOutcome.ALREADY_DONE
     assert len(smtp_sink.files()) == 1
 
 
@@ -168,7 +168,7 @@ def test_transient_failures_are_retried_then_given_up_and_recorded(
     with down.connection() as connection:
         outcomes = [send(session, delivery_id, settings, connection) for _ in range(3)]
 
-    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.FAILED]
+    assert outcomes == [SendOutcome.RETRY, SendOutcome.RETRY, SendOutcome.FAILED]
     delivery = session.get_one(Delivery, delivery_id)
     # Backed off 1 then 2 minutes before giving up.
     assert delivery.next_attempt_at == NOW + timedelta(minutes=2)
@@ -226,6 +226,6 @@ def test_a_day_with_nothing_relevant_is_skipped_with_the_reason(
     make_paper(session, title="Compilers for tensor programs", upvotes=50)
     make_subscriber(session, send_hour=0, interests="protein folding")
     [delivery_id] = claim_due_deliveries(session, now=NOW)
-    assert send(session, delivery_id, settings, connection) == Outcome.SKIPPED
+    assert send(session, delivery_id, settings, connection) == SendOutcome.SKIPPED
     assert smtp_sink.files() == []
     assert session.get_one(Delivery, delivery_id).last_error == "nothing relevant enough today"

@@ -10,8 +10,9 @@ from aiosmtpd.controller import Controller
 
 from digest.mail.message import ListUnsubscribe, build_message
 from digest.mail.rendering import RenderedEmail
+from digest.mail.sender import SendError
 from digest.mail.sink import SmtpSink, free_port
-from digest.mail.smtp import SendError, SmtpConfig, SmtpSender
+from digest.mail.smtp import SmtpConfig, SmtpSender
 
 RENDERED = RenderedEmail(subject="Your papers · digest", text="plain body", html="<p>html body</p>")
 UNSUBSCRIBE = ListUnsubscribe(

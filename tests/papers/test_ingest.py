@@ -51,7 +51,7 @@ def test_ingest_stores_the_sample_and_is_idempotent(session: Session) -> None:
 
 def test_a_failing_source_loses_only_its_own_papers(session: Session, tmp_path: Path) -> None:
     sample = tmp_path / "two.json"
-    papers = json.loads(Path("digest/data/sample_papers.json").read_text())["papers"][:2]
+    papers = json.loads(Path("digest/papers/data/sample_papers.json").read_text())["papers"][:2]
     sample.write_text(json.dumps({"papers": papers}))
 
     broken, good = ingest(session, [BrokenSource(), SampleSource(sample)], now=NOW)

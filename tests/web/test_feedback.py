@@ -20,15 +20,14 @@ from config.ranking import load_ranking_config
 from config.settings import Settings
 from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
-from digest.delivery.compose import DigestComposer
-from digest.delivery.ledger import Outcome, send_delivery
+from digest.delivery.ledger import SendOutcome, send_delivery
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
 from digest.mail.smtp import SmtpConfig, SmtpSender
 from digest.papers.models import Paper, PopularitySignal
 from digest.ranking.ranker import TrendingRanker
+from digest.runtime import Runtime
 from digest.subscriptions.feedback import feedback_of, record_feedback, withdraw_feedback
-from digest.subscriptions.links import Links
 from digest.subscriptions.models import Feedback, FeedbackKind, Subscriber
 from digest.subscriptions.tokens import Purpose, Signer
 from tests.factories import make_paper
@@ -63,7 +62,7 @@ def add_paper(engine: Engine, *, upvotes: int | None = None, **fields: Any) -> P
 
 
 def feedback_path(settings: Settings, reader: Subscriber, paper: Paper, kind: str) -> str:
-    return Links(settings).feedback(reader, paper.id, kind).removeprefix(settings.base_url)
+    return Runtime(settings).links.feedback(reader, paper.id, kind).removeprefix(settings.base_url)
 
 
 def recorded(engine: Engine, reader: Subscriber) -> dict[int, FeedbackKind]:  # noqa: F811
@@ -379,7 +378,7 @@ def send_digest(
     """Send the reader's digest of ``now`` through the SMTP sink: the papers it holds
     (in order) and the message as received."""
     sender = SmtpSender(SmtpConfig.from_url(web_settings.smtp_url))
-    composer = DigestComposer(web_settings)
+    composer = Runtime(web_settings).composer
 
     def send(reader: Subscriber, now: datetime) -> tuple[list[int], EmailMessage]:
         already = len(smtp_sink.messages())
@@ -399,7 +398,7 @@ def send_digest(
                     now=now,
                     max_attempts=1,
                 )
-            assert outcome == Outcome.SENT, delivery.last_error
+            assert outcome == SendOutcome.SENT, delivery.last_error
             sent = [p.paper_id for p in sorted(delivery.papers, key=lambda p: p.position)]
         messages = smtp_sink.messages()
         assert len(messages) == already + 1

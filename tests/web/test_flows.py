@@ -17,11 +17,10 @@ from sqlalchemy import Engine, func, select
 from config.settings import Settings
 from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
-from digest.delivery.ledger import Outcome
+from digest.delivery.ledger import SendOutcome
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
-from digest.subscriptions.links import Links
 from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
 from digest.web.app import create_app
 from tests.factories import NOW, make_paper, make_subscriber
@@ -194,11 +193,11 @@ def test_one_client_cannot_subscribe_without_end(
 
 
 def preferences_path(settings: Settings, reader: Subscriber) -> str:
-    return Links(settings).preferences(reader).removeprefix(settings.base_url)
+    return Runtime(settings).links.preferences(reader).removeprefix(settings.base_url)
 
 
 def unsubscribe_path(settings: Settings, reader: Subscriber) -> str:
-    return Links(settings).unsubscribe(reader).https_url.removeprefix(settings.base_url)
+    return Runtime(settings).links.unsubscribe(reader).https_url.removeprefix(settings.base_url)
 
 
 def one_click(client: TestClient, settings: Settings, reader: Subscriber) -> Any:
@@ -437,7 +436,7 @@ def test_a_digest_already_queued_is_not_sent_after_a_one_click_unsubscribe(
         result = runtime.send_batch([delivery_id], now=NOW)
     finally:
         runtime.dispose()
-    assert result.outcomes == {delivery_id: Outcome.SKIPPED}
+    assert result.outcomes == {delivery_id: SendOutcome.SKIPPED}
     assert smtp_sink.messages() == []
 
 

@@ -14,7 +14,7 @@ from config.settings import Settings
 from digest.db.engine import make_engine, make_session_factory
 from digest.db.migrate import upgrade
 from digest.db.unit_of_work import unit_of_work
-from digest.subscriptions.links import Links
+from digest.runtime import Runtime
 from digest.subscriptions.subscribers import PREFERENCE_FIELDS
 from digest.web.app import create_app
 from tests.factories import make_subscriber
@@ -58,7 +58,7 @@ def preferences(fuzz_settings: Settings, client: TestClient) -> tuple[str, str]:
     engine = make_engine(fuzz_settings.resolved_database_url)
     with unit_of_work(make_session_factory(engine)) as session:
         reader = make_subscriber(session)
-        url = Links(fuzz_settings).preferences(reader)
+        url = Runtime(fuzz_settings).links.preferences(reader)
     engine.dispose()
     path = url.removeprefix(fuzz_settings.base_url)
     page = client.get(path).text

@@ -49,7 +49,7 @@ def test_ingest_then_dispatch_sends_each_due_digest_once(
     make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
 ) -> None:
     app = make_app(smtp_url=smtp_sink.url, send_batch_size=2)
-    [summary] = app.tasks["digest.papers.ingest"].delay().get()
+    [summary] = app.tasks["digest.ingest"].delay().get()
     assert summary["new"] == 188
     with unit_of_work(app.runtime.session_factory) as session:
         emails = [make_subscriber(session, send_hour=0).email for _ in range(5)]
@@ -67,7 +67,7 @@ def test_dispatch_sends_again_a_queued_digest_whose_task_was_lost(
     make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
 ) -> None:
     app = make_app(smtp_url=smtp_sink.url)
-    app.tasks["digest.papers.ingest"].delay()
+    app.tasks["digest.ingest"].delay()
     with unit_of_work(app.runtime.session_factory) as session:
         reader = make_subscriber(session, send_hour=0)
         # Claimed an hour ago, but the broker was down when its task was published.
@@ -84,7 +84,7 @@ def test_transient_send_failures_are_retried_until_the_attempt_limit(
     make_app: Callable[..., DigestCelery],
 ) -> None:
     app = make_app(smtp_url=f"smtp://127.0.0.1:{free_port()}", send_max_attempts=3)
-    app.tasks["digest.papers.ingest"].delay()
+    app.tasks["digest.ingest"].delay()
     with unit_of_work(app.runtime.session_factory) as session:
         make_subscriber(session, send_hour=0)
 

@@ -9,26 +9,22 @@ import pytest
 
 from config.beat import beat_schedule
 from config.settings import Settings
+from config.sources import SourceConfigError
 from digest.papers.sources.arxiv_rss import ArxivRssSource
 from digest.papers.sources.feed import FeedSource
 from digest.papers.sources.huggingface import HuggingFaceSource
-from digest.papers.sources.registry import (
-    SourceConfigError,
-    build_source,
-    enabled_source_configs,
-    load_source_configs,
-    make_fetcher,
-    source_for,
-)
+from digest.papers.sources.registry import build_source, source_for
+from digest.runtime import Runtime
 
 
 def test_the_shipped_file_runs_hugging_face_and_arxiv_listings(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(sources="")
-    enabled = {c.name: c for c in enabled_source_configs(settings)}
+    runtime = Runtime(settings)
+    enabled = {c.name: c for c in runtime.enabled_source_configs()}
     assert set(enabled) == {"huggingface", "arxiv-rss"}
-    fetcher = make_fetcher(settings)
+    fetcher = runtime.fetcher()
     assert isinstance(build_source(enabled["huggingface"], fetcher), HuggingFaceSource)
     rss = build_source(enabled["arxiv-rss"], fetcher)
     assert isinstance(rss, ArxivRssSource)
@@ -40,9 +36,9 @@ def test_digest_sources_picks_exactly_the_named_ones(
     make_settings: Callable[..., Settings],
 ) -> None:
     settings = make_settings(sources="sample, arxiv-api")
-    assert [c.name for c in enabled_source_configs(settings)] == ["arxiv-api", "sample"]
+    assert [c.name for c in Runtime(settings).enabled_source_configs()] == ["arxiv-api", "sample"]
     with pytest.raises(SourceConfigError, match="unknown sources: nope"):
-        load_source_configs(make_settings(sources="sample,nope"))
+        Runtime(make_settings(sources="sample,nope")).source_configs()
 
 
 def test_beat_ingests_each_source_on_its_own_schedule(
@@ -71,8 +67,9 @@ mapping = {{ abstract_field = "summary", abstract_is_html = false }}
 """
     )
     settings = make_settings(sources="", sources_file=sources)
-    [config] = enabled_source_configs(settings)
-    source = build_source(config, make_fetcher(settings))
+    runtime = Runtime(settings)
+    [config] = runtime.enabled_source_configs()
+    source = build_source(config, runtime.fetcher())
     assert isinstance(source, FeedSource)
     assert source.name == "lab"
 
@@ -80,7 +77,7 @@ mapping = {{ abstract_field = "summary", abstract_is_html = false }}
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[sources.x]\nkind = "carrier-pigeon"', "kind 'carrier-pigeon' is not one of"),
+        ('[sources.x]\nkind = "carrier-pigeon"', "kind: 'carrier-pigeon' is not one of"),
         ("[sources.x\n", "not valid TOML"),
         ('[sources.x]\nkind = "arxiv_rss"\ncolours = ["red"]', r"\[sources.x\]: .*colours"),
     ],
@@ -92,8 +89,9 @@ def test_a_bad_sources_file_is_a_clear_error(
     sources.write_text(text)
     settings = make_settings(sources="", sources_file=sources)
     with pytest.raises(SourceConfigError, match=message):
-        for config in load_source_configs(settings):
-            build_source(config, make_fetcher(settings))
+        runtime = Runtime(settings)
+        for config in runtime.source_configs():
+            build_source(config, runtime.fetcher())
 
 
 def test_an_unconfigured_feed_can_be_ingested_by_url_or_path(
@@ -102,8 +100,9 @@ def test_an_unconfigured_feed_can_be_ingested_by_url_or_path(
     feed = tmp_path / "dropped.xml"
     feed.write_text("<rss/>")
     settings = make_settings()
-    fetcher = make_fetcher(settings)
-    by_path = source_for(settings, fetcher, str(feed))
+    runtime = Runtime(settings)
+    fetcher = runtime.fetcher()
+    by_path = source_for(runtime.source_configs(), fetcher, str(feed))
     assert isinstance(by_path, FeedSource) and by_path.url == feed.as_uri()
     with pytest.raises(LookupError, match="unknown source 'nowhere'"):
-        source_for(settings, fetcher, "nowhere")
+        source_for(runtime.source_configs(), fetcher, "nowhere")
