@@ -23,7 +23,7 @@ from digest.subscriptions.models import Subscriber
 
 
 def main(readers: int) -> None:
-    settings = Settings(_env_file=None, secret_key="benchmark")
+    settings = Settings.from_values(secret_key="benchmark")
     composer = Runtime(settings).composer
     papers = [
         Paper(

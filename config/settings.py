@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "development-only-secret-change-me"
+# The largest feed or listing a fetch reads before giving up on it.
+DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,7 +43,7 @@ class Settings(BaseSettings):
     sources_file: Path | None = None
     sources: str = ""
     fetch_timeout_seconds: float = 30.0
-    fetch_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    fetch_max_bytes: int = Field(default=DEFAULT_FETCH_MAX_BYTES, ge=1024)
 
     # Ingestion and dispatch schedule (Celery beat); a source's every_minutes wins.
     ingest_interval_minutes: float = 60.0
@@ -82,6 +84,25 @@ class Settings(BaseSettings):
     @property
     def base_host(self) -> str:
         return urlsplit(self.base_url).netloc
+
+    @classmethod
+    def from_values(cls, **values: Any) -> Settings:
+        """Settings from these values and the defaults alone, whatever the
+        environment or a ``.env`` file say (tests, embedding applications)."""
+        return _ExplicitSettings(**values)
+
+
+class _ExplicitSettings(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 @lru_cache

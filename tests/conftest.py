@@ -100,7 +100,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "sources": "sample",
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)
+        return Settings.from_values(**values)
 
     return build
 

@@ -19,7 +19,15 @@ from config.settings import Settings
 from digest.clock import utcnow
 from digest.db.unit_of_work import unit_of_work
 from digest.subscriptions.csv_io import export_subscribers, import_subscribers
-from digest.subscriptions.models import Frequency, SubscriberStatus
+from digest.subscriptions.models import (
+    DEFAULT_FREQUENCY,
+    DEFAULT_PAPERS_PER_DIGEST,
+    DEFAULT_SEND_HOUR,
+    DEFAULT_TIMEZONE,
+    MAX_PAPERS_PER_DIGEST,
+    Frequency,
+    SubscriberStatus,
+)
 from digest.subscriptions.subscribers import (
     SubscriberError,
     add_subscriber,
@@ -142,10 +150,12 @@ def subscribers_add(
     email: str,
     interests: Annotated[str, typer.Option(help="Comma-separated topics.")] = "",
     confirmed: Annotated[bool, typer.Option(help="Skip double opt-in (operator import).")] = False,
-    frequency: Frequency = Frequency.DAILY,
-    send_hour: Annotated[int, typer.Option(min=0, max=23)] = 7,
-    timezone: str = "UTC",
-    papers: Annotated[int, typer.Option(min=1, max=50, help="Papers per digest.")] = 5,
+    frequency: Frequency = DEFAULT_FREQUENCY,
+    send_hour: Annotated[int, typer.Option(min=0, max=23)] = DEFAULT_SEND_HOUR,
+    timezone: str = DEFAULT_TIMEZONE,
+    papers: Annotated[
+        int, typer.Option(min=1, max=MAX_PAPERS_PER_DIGEST, help="Papers per digest.")
+    ] = DEFAULT_PAPERS_PER_DIGEST,
 ) -> None:
     """Add a subscriber (pending until confirmed, unless --confirmed)."""
     runtime = _runtime()

@@ -18,7 +18,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
 
-class MaildirHandler:
+class EmlFileHandler:
+    """Writes each message it receives, as received, to ``<directory>/<time>-<n>.eml``."""
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -39,7 +41,7 @@ class SmtpSink:
 
     def __init__(self, directory: Path, *, hostname: str = "127.0.0.1", port: int = 0) -> None:
         self.directory = directory
-        self.handler = MaildirHandler(directory)
+        self.handler = EmlFileHandler(directory)
         # aiosmtpd checks readiness by connecting to its port, so it needs a real one.
         self.controller = Controller(
             self.handler, hostname=hostname, port=port or free_port(hostname)

@@ -17,7 +17,15 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.models import (
+    DEFAULT_FREQUENCY,
+    DEFAULT_PAPERS_PER_DIGEST,
+    DEFAULT_SEND_HOUR,
+    DEFAULT_TIMEZONE,
+    DEFAULT_WEEKLY_DAY,
+    Subscriber,
+    SubscriberStatus,
+)
 from digest.subscriptions.subscribers import (
     PREFERENCE_FIELDS,
     Preferences,
@@ -35,11 +43,11 @@ LIST_SEPARATOR = "; "
 # What an absent or empty cell means: the same as `digest subscribers add`
 # without options. Spelled as text because they go through the form parser.
 _DEFAULTS = {
-    "frequency": "daily",
-    "weekly_day": "0",
-    "send_hour": "7",
-    "timezone": "UTC",
-    "papers_per_digest": "5",
+    "frequency": DEFAULT_FREQUENCY.value,
+    "weekly_day": str(DEFAULT_WEEKLY_DAY),
+    "send_hour": str(DEFAULT_SEND_HOUR),
+    "timezone": DEFAULT_TIMEZONE,
+    "papers_per_digest": str(DEFAULT_PAPERS_PER_DIGEST),
 }
 
 

@@ -29,6 +29,16 @@ class Frequency(enum.StrEnum):
     WEEKLY = "weekly"
 
 
+# A new reader's preferences until they choose their own: the form, the CSV
+# import and `digest subscribers add` all start from these.
+DEFAULT_FREQUENCY = Frequency.DAILY
+DEFAULT_WEEKLY_DAY = 0
+DEFAULT_SEND_HOUR = 7
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_PAPERS_PER_DIGEST = 5
+MAX_PAPERS_PER_DIGEST = 50
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
 
@@ -46,13 +56,13 @@ class Subscriber(Base):
     categories: Mapped[list[str]] = mapped_column(JSON, default=list)
     excluded_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
     frequency: Mapped[Frequency] = mapped_column(
-        enum_column(Frequency, "frequency"), default=Frequency.DAILY
+        enum_column(Frequency, "frequency"), default=DEFAULT_FREQUENCY
     )
     # 0 = Monday, as ``date.weekday()``; used only by weekly digests.
-    weekly_day: Mapped[int] = mapped_column(default=0)
-    send_hour: Mapped[int] = mapped_column(default=7)
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC", index=True)
-    papers_per_digest: Mapped[int] = mapped_column(default=5)
+    weekly_day: Mapped[int] = mapped_column(default=DEFAULT_WEEKLY_DAY)
+    send_hour: Mapped[int] = mapped_column(default=DEFAULT_SEND_HOUR)
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE, index=True)
+    papers_per_digest: Mapped[int] = mapped_column(default=DEFAULT_PAPERS_PER_DIGEST)
     # Bumped to revoke every link signed for this subscriber so far.
     token_version: Mapped[int] = mapped_column(default=1)
     # In each confirmation link; bumped when one is used, so each works once.

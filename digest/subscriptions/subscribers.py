@@ -19,7 +19,18 @@ from sqlalchemy.orm import Session
 
 from digest.delivery.models import Delivery, DeliveryPaper
 from digest.subscriptions.feedback import feedback_of
-from digest.subscriptions.models import Feedback, Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.models import (
+    DEFAULT_FREQUENCY,
+    DEFAULT_PAPERS_PER_DIGEST,
+    DEFAULT_SEND_HOUR,
+    DEFAULT_TIMEZONE,
+    DEFAULT_WEEKLY_DAY,
+    MAX_PAPERS_PER_DIGEST,
+    Feedback,
+    Frequency,
+    Subscriber,
+    SubscriberStatus,
+)
 
 T = TypeVar("T")
 
@@ -67,16 +78,18 @@ def add_subscriber(
     now: datetime,
     interests: str = "",
     confirmed: bool = False,
-    frequency: Frequency = Frequency.DAILY,
-    send_hour: int = 7,
-    timezone: str = "UTC",
-    papers_per_digest: int = 5,
+    frequency: Frequency = DEFAULT_FREQUENCY,
+    send_hour: int = DEFAULT_SEND_HOUR,
+    timezone: str = DEFAULT_TIMEZONE,
+    papers_per_digest: int = DEFAULT_PAPERS_PER_DIGEST,
 ) -> Subscriber:
     address = normalise_email(email)
     if not 0 <= send_hour <= 23:
         raise SubscriberError(f"send hour must be 0-23, got {send_hour}")
-    if not 1 <= papers_per_digest <= 50:
-        raise SubscriberError(f"papers per digest must be 1-50, got {papers_per_digest}")
+    if not 1 <= papers_per_digest <= MAX_PAPERS_PER_DIGEST:
+        raise SubscriberError(
+            f"papers per digest must be 1-{MAX_PAPERS_PER_DIGEST}, got {papers_per_digest}"
+        )
     validate_timezone(timezone)
     if session.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None:
         raise SubscriberError(f"{address} is already subscribed")
@@ -179,7 +192,7 @@ def request_subscription(
     email: str,
     now: datetime,
     interests: str = "",
-    frequency: Frequency = Frequency.DAILY,
+    frequency: Frequency = DEFAULT_FREQUENCY,
 ) -> NoticeDue:
     """Someone asked to subscribe ``email`` from the public form.
 
@@ -309,11 +322,15 @@ def parse_preferences(form: Mapping[str, str]) -> Preferences:
         followed_authors=check("followed_authors", authors, ()),
         categories=check("categories", categories, ()),
         excluded_keywords=check("excluded_keywords", keywords, ()),
-        frequency=check("frequency", frequency, Frequency.DAILY),
-        weekly_day=check("weekly_day", whole(0, 6, "weekday"), 0),
-        send_hour=check("send_hour", whole(0, 23, "the hour"), 7),
-        timezone=check("timezone", validate_timezone, "UTC"),
-        papers_per_digest=check("papers_per_digest", whole(1, 50, "papers per digest"), 5),
+        frequency=check("frequency", frequency, DEFAULT_FREQUENCY),
+        weekly_day=check("weekly_day", whole(0, 6, "weekday"), DEFAULT_WEEKLY_DAY),
+        send_hour=check("send_hour", whole(0, 23, "the hour"), DEFAULT_SEND_HOUR),
+        timezone=check("timezone", validate_timezone, DEFAULT_TIMEZONE),
+        papers_per_digest=check(
+            "papers_per_digest",
+            whole(1, MAX_PAPERS_PER_DIGEST, "papers per digest"),
+            DEFAULT_PAPERS_PER_DIGEST,
+        ),
     )
     if errors:
         raise InvalidPreferences(errors)

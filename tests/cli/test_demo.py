@@ -59,7 +59,7 @@ def test_demo_respects_an_unsubscribe_made_through_its_link(tmp_path: Path) -> N
     from digest.runtime import Runtime
     from digest.subscriptions.subscribers import find_subscriber, unsubscribe
 
-    settings = demo_settings(Settings(_env_file=None), tmp_path / "data")
+    settings = demo_settings(Settings.from_values(), tmp_path / "data")
     today = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     assert run_demo(settings, now=today).eml_path is not None
     runtime = Runtime(settings)

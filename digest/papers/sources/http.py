@@ -24,13 +24,13 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from config.settings import DEFAULT_FETCH_MAX_BYTES
 from digest import __version__
 from digest.papers.sources import SourceError
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"digest/{__version__} (research-paper newsletter)"
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -77,7 +77,7 @@ class Fetcher:
         client: httpx.Client | None = None,
         user_agent: str = USER_AGENT,
         timeout: float = 30.0,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_bytes: int = DEFAULT_FETCH_MAX_BYTES,
         max_retries: int = 3,
         backoff_seconds: float = 2.0,
         max_retry_after: float = 300.0,
