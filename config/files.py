@@ -34,14 +34,14 @@ def read_toml(
         raise error(f"{kind} file {where}: not valid TOML: {exc}") from exc
 
 
-def problems(exc: ValidationError, prefix: str = "") -> str:
-    """Every validation error of ``exc`` on one line."""
-    return "; ".join(_problem(error, prefix) for error in exc.errors())
+def problems(exc: ValidationError, separator: str = ": ") -> str:
+    """Every validation error of ``exc`` on one line: ``key<separator>what is wrong``."""
+    return "; ".join(_problem(error, separator) for error in exc.errors())
 
 
-def _problem(error: ErrorDetails, prefix: str) -> str:
-    where = prefix + ".".join(str(part) for part in error["loc"]) or "file"
+def _problem(error: ErrorDetails, separator: str) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "file"
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown key"
+        return f"{where}{separator}unknown key"
     message = error["msg"].removeprefix("Value error, ").replace("Input should", "should", 1)
-    return f"{where}: {message}"
+    return f"{where}{separator}{message}"

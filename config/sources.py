@@ -61,7 +61,8 @@ def load_source_configs(path: Path | None = None, only: str = "") -> list[Source
         try:
             configs.append(SourceConfig.model_validate({**table, "name": name}))
         except ValidationError as exc:
-            raise SourceConfigError(f"[sources.{name}] {problems(exc)}") from exc
+            # "[sources.x] kind 'pigeon' is not one of ...", as the table reads.
+            raise SourceConfigError(f"[sources.{name}] {problems(exc, ' ')}") from exc
     wanted = [n.strip() for n in only.split(",") if n.strip()]
     if wanted:
         unknown = sorted(set(wanted) - {c.name for c in configs})

@@ -77,7 +77,7 @@ mapping = {{ abstract_field = "summary", abstract_is_html = false }}
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[sources.x]\nkind = "carrier-pigeon"', "kind: 'carrier-pigeon' is not one of"),
+        ('[sources.x]\nkind = "carrier-pigeon"', "kind 'carrier-pigeon' is not one of"),
         ("[sources.x\n", "not valid TOML"),
         ('[sources.x]\nkind = "arxiv_rss"\ncolours = ["red"]', r"\[sources.x\]: .*colours"),
     ],
