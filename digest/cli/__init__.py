@@ -1,5 +1,5 @@
-"""The ``digest`` command line."""
+"""The ``digest`` command line: one module per command group, each command one unit of work."""
 
-from digest.cli.commands import main
+from digest.cli.main import main
 
 __all__ = ["main"]

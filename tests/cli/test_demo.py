@@ -54,8 +54,8 @@ def test_demo_respects_an_unsubscribe_made_through_its_link(tmp_path: Path) -> N
     from datetime import UTC, datetime, timedelta
 
     from config.settings import Settings
-    from digest.cli.demo import DEMO_EMAIL, demo_settings, run_demo
     from digest.db.unit_of_work import unit_of_work
+    from digest.demo import DEMO_EMAIL, demo_settings, run_demo
     from digest.runtime import Runtime
     from digest.subscriptions.subscribers import find_subscriber, unsubscribe
 

@@ -44,7 +44,7 @@ def test_create_celery_uses_only_the_settings_it_is_given(
 
 def test_importing_the_entry_points_reads_no_environment() -> None:
     env = {**os.environ, **HOSTILE_ENVIRONMENT}
-    imports = "import workers.app, workers.tasks, digest.web.app, digest.cli, digest.cli.demo"
+    imports = "import workers.app, workers.tasks, digest.web.app, digest.cli, digest.demo"
     subprocess.run([sys.executable, "-c", imports], env=env, check=True, timeout=120)
     # `celery -A workers.app` looks the app up: only then is the environment read.
     lookup = subprocess.run(

@@ -1,0 +1,49 @@
+"""What every command shares: one-line errors, settings, the runtime, the Celery app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    from digest.runtime import Runtime
+    from workers.app import DigestCelery
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}")
+
+
+def open_runtime() -> Runtime:
+    from config.ranking import RankingConfigError
+    from digest.runtime import Runtime
+
+    runtime = Runtime(load_settings())
+    try:
+        # Read now: a bad file is one line here, not a traceback at the first send.
+        runtime.ranking_config  # noqa: B018
+    except RankingConfigError as exc:
+        fail(str(exc), 2)
+    return runtime
+
+
+def open_celery() -> DigestCelery:
+    # Imported late: building the Celery app is not needed by most commands.
+    from workers.app import create_celery
+
+    return create_celery(load_settings())

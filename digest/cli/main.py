@@ -1,0 +1,49 @@
+"""The ``digest`` command: every subcommand registered on one Typer app."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from digest.cli import demo, ingest, preview, services
+from digest.cli.db import db_cli
+from digest.cli.subscribers import subscribers_cli
+
+# Arguments after the command go to celery unchanged.
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+cli = typer.Typer(
+    help="Trending research papers in your inbox.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(subscribers_cli, name="subscribers")
+cli.command()(ingest.ingest)
+cli.command()(preview.preview)
+cli.command("send-due")(services.send_due)
+cli.command()(demo.demo)
+cli.command()(services.web)
+cli.command(context_settings=_PASS_THROUGH)(services.worker)
+cli.command(context_settings=_PASS_THROUGH)(services.beat)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli()
+    except OperationalError as exc:
+        message = str(exc.orig or exc).strip().splitlines()[0]
+        typer.echo(f"error: cannot reach the database: {message}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""``digest subscribers``: the operator's view of the readers (add, list, CSV, links)."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, TextIO
+
+import typer
+from sqlalchemy.exc import IntegrityError
+
+from digest.cli.context import fail, open_runtime
+from digest.clock import utcnow
+from digest.db.unit_of_work import unit_of_work
+from digest.subscriptions.csv_io import export_subscribers, import_subscribers
+from digest.subscriptions.models import (
+    DEFAULT_FREQUENCY,
+    DEFAULT_PAPERS_PER_DIGEST,
+    DEFAULT_SEND_HOUR,
+    DEFAULT_TIMEZONE,
+    MAX_PAPERS_PER_DIGEST,
+    Frequency,
+    SubscriberStatus,
+)
+from digest.subscriptions.subscribers import (
+    SubscriberError,
+    add_subscriber,
+    count_by_status,
+    find_subscriber,
+    list_subscribers,
+    normalise_email,
+)
+
+subscribers_cli = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
+
+
+@subscribers_cli.command("add")
+def subscribers_add(
+    email: str,
+    interests: Annotated[str, typer.Option(help="Comma-separated topics.")] = "",
+    confirmed: Annotated[bool, typer.Option(help="Skip double opt-in (operator import).")] = False,
+    frequency: Frequency = DEFAULT_FREQUENCY,
+    send_hour: Annotated[int, typer.Option(min=0, max=23)] = DEFAULT_SEND_HOUR,
+    timezone: str = DEFAULT_TIMEZONE,
+    papers: Annotated[
+        int, typer.Option(min=1, max=MAX_PAPERS_PER_DIGEST, help="Papers per digest.")
+    ] = DEFAULT_PAPERS_PER_DIGEST,
+) -> None:
+    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    runtime = open_runtime()
+    try:
+        with unit_of_work(runtime.session_factory) as session:
+            subscriber = add_subscriber(
+                session,
+                email=email,
+                interests=interests,
+                confirmed=confirmed,
+                frequency=frequency,
+                send_hour=send_hour,
+                timezone=timezone,
+                papers_per_digest=papers,
+                now=utcnow(),
+            )
+            typer.echo(f"added {subscriber.email} ({subscriber.status.value})")
+    except SubscriberError as exc:
+        fail(str(exc), 2)
+
+
+@subscribers_cli.command("list")
+def subscribers_list(
+    status: Annotated[SubscriberStatus | None, typer.Option(help="Only this status.")] = None,
+) -> None:
+    """List subscribers: email, status, frequency, send time, interests."""
+    runtime = open_runtime()
+    with unit_of_work(runtime.session_factory) as session:
+        rows = list_subscribers(session, status=status)
+        for s in rows:
+            typer.echo(
+                f"{s.email}\t{s.status.value}\t{s.frequency.value}\t"
+                f"{s.send_hour:02d}:00 {s.timezone}\t{s.interests}"
+            )
+        typer.echo(f"{len(rows)} subscriber(s)", err=True)
+
+
+@subscribers_cli.command("counts")
+def subscribers_counts() -> None:
+    """How many subscribers are in each status (zeros included)."""
+    runtime = open_runtime()
+    with unit_of_work(runtime.session_factory) as session:
+        counts = count_by_status(session)
+    for status in SubscriberStatus:
+        typer.echo(f"{status.value}\t{counts.get(status, 0)}")
+    typer.echo(f"{sum(counts.values())} subscriber(s)", err=True)
+
+
+@subscribers_cli.command("export")
+def subscribers_export(
+    status: Annotated[SubscriberStatus | None, typer.Option(help="Only this status.")] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write, or - for standard output.")
+    ] = "-",
+) -> None:
+    """Write subscribers as CSV: a header row, then one row each ("; " joins lists)."""
+    runtime = open_runtime()
+    with unit_of_work(runtime.session_factory) as session, _csv_output(output) as out:
+        count = export_subscribers(session, out, status=status)
+    typer.echo(f"{count} subscriber(s) exported", err=True)
+
+
+@contextmanager
+def _csv_output(output: str) -> Iterator[TextIO]:
+    if output == "-":
+        yield sys.stdout
+        return
+    try:
+        # Owner-only: the file is a list of people's addresses and interests.
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}", 2)
+    with open(fd, "w", encoding="utf-8", newline="") as out:
+        yield out
+
+
+@subscribers_cli.command("import")
+def subscribers_import(
+    file: Annotated[
+        str, typer.Argument(help="CSV file with a header row, or - for standard input.")
+    ],
+    confirmed: Annotated[
+        bool,
+        typer.Option(
+            help="The readers already opted in elsewhere: import them as active "
+            "(a row whose status is paused stays paused)."
+        ),
+    ] = False,
+) -> None:
+    """Add subscribers from CSV in the shape `export` writes; only `email` is required.
+
+    Addresses already subscribed are skipped and never changed. Invalid rows are
+    reported by line number and skipped; the other rows are imported together.
+    Rows are imported as pending unless --confirmed, and no confirmation email is
+    sent to pending readers: they stay pending until they subscribe from the site.
+    Rows whose status is unsubscribed or bounced are refused, and so are pending
+    rows with --confirmed. created_at and confirmed_at are not read: both are the
+    time of the import. Exit code 1 when some rows were invalid.
+    """
+    text = _read_csv_text(file)
+    runtime = open_runtime()
+    try:
+        with unit_of_work(runtime.session_factory) as session:
+            result = import_subscribers(
+                session, io.StringIO(text, newline=""), confirmed=confirmed, now=utcnow()
+            )
+    except SubscriberError as exc:
+        fail(str(exc), 2)
+    except IntegrityError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        fail(
+            f"nothing was imported: the database refused a row ({reason}); "
+            "an address may have subscribed meanwhile, run the import again"
+        )
+    for problem in result.invalid:
+        typer.echo(f"line {problem.line}: {problem.reason}", err=True)
+    typer.echo(result.summary())
+    # After the unit of work: raising inside it would roll the valid rows back.
+    if result.invalid:
+        raise typer.Exit(1)
+
+
+def _read_csv_text(file: str) -> str:
+    try:
+        if file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(file, "rb") as f:
+                data = f.read()
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror}", 2)
+    try:
+        # utf-8-sig: spreadsheet programs start "CSV UTF-8" with a byte-order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(f"{file} is not UTF-8 (byte {exc.start}): save it as CSV UTF-8", 2)
+
+
+@subscribers_cli.command("links")
+def subscribers_links(email: str) -> None:
+    """Print a subscriber's preferences and unsubscribe links (for support requests)."""
+    runtime = open_runtime()
+    links = runtime.links
+    try:
+        with unit_of_work(runtime.session_factory) as session:
+            subscriber = find_subscriber(session, email)
+            if subscriber is None:
+                fail(f"no subscriber with the address {normalise_email(email)}", 2)
+            typer.echo(f"{subscriber.email} ({subscriber.status.value})", err=True)
+            typer.echo(f"preferences  {links.preferences(subscriber)}")
+            typer.echo(f"unsubscribe  {links.unsubscribe(subscriber).https_url}")
+    except SubscriberError as exc:
+        fail(str(exc), 2)
