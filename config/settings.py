@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -80,10 +79,6 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'digest.db').resolve()}"
-
-    @property
-    def base_host(self) -> str:
-        return urlsplit(self.base_url).netloc
 
     @classmethod
     def from_values(cls, **values: Any) -> Settings:
