@@ -1,8 +1,9 @@
 """The Celery application, built from ``Settings``.
 
 ``celery -A workers.app worker`` / ``beat`` use the module-level ``app``, read
-from the environment. Without a broker URL the app runs every task eagerly, in
-process, through the same task code: that is the embedded default.
+from the environment when first looked up, never at import. Without a broker URL
+the app runs every task eagerly, in process, through the same task code: that is
+the embedded default.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class DigestCelery(Celery):  # type: ignore[misc]
     @property
     def in_process(self) -> bool:
         return not self.settings.broker_url
+
+    def dispose(self) -> None:
+        """Close the database connections of tasks run in this process."""
+        if "runtime" in self.__dict__:
+            self.runtime.dispose()
 
 
 def create_celery(settings: Settings) -> DigestCelery:
@@ -60,8 +66,11 @@ def create_celery(settings: Settings) -> DigestCelery:
     return app
 
 
-def _app_from_environment() -> DigestCelery:
-    return create_celery(get_settings())
-
-
-app = _app_from_environment()
+def __getattr__(name: str) -> DigestCelery:
+    # Celery's ``-A workers.app`` reads ``app`` by attribute: built on that first
+    # read, so that importing this module (``create_celery``) reads no environment.
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    app = create_celery(get_settings())
+    globals()["app"] = app
+    return app
