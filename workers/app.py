@@ -33,6 +33,11 @@ class DigestCelery(Celery):  # type: ignore[misc]
     def in_process(self) -> bool:
         return not self.settings.broker_url
 
+    def dispose(self) -> None:
+        """Close the database connections of tasks run in this process."""
+        if "runtime" in self.__dict__:
+            self.runtime.dispose()
+
 
 def create_celery(settings: Settings) -> DigestCelery:
     # A worker with a bad ranking file refuses to start rather than fail every send.

@@ -1,1 +1,2 @@
-"""The web app: the subscriber pages and /health."""
+"""The web app: the subscriber pages (subscribe, confirm, preferences, feedback,
+unsubscribe) and /health."""

@@ -21,8 +21,9 @@ from digest.db.unit_of_work import unit_of_work
 from digest.subscriptions.models import Subscriber, SubscriberStatus
 from digest.subscriptions.subscribers import unsubscribe_by_link_async
 from digest.subscriptions.tokens import Purpose, Signer
-from digest.web.app import SECURITY_HEADERS, create_app
+from digest.web.app import create_app
 from digest.web.one_click import OneClickShortcut, OneClickUnsubscriber
+from digest.web.security_headers import SECURITY_HEADERS
 from tests.conftest import fresh_postgres_database
 from tests.factories import NOW, make_subscriber
 

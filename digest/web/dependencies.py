@@ -1,0 +1,168 @@
+"""What the routes share, as FastAPI dependencies: settings, the database, the
+transaction runner, page rendering, signed links and forms, the rate limiter and
+the publisher of notices.
+
+:func:`digest.web.app.create_app` builds the collaborators once and keeps them on
+``app.state``; the dependencies here only hand them out. They are ``async`` so
+that none of them costs a trip through the thread pool, which is sized for the
+database connections.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
+
+from celery import Celery
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from config.settings import Settings
+from digest.db.unit_of_work import after_commit, unit_of_work
+from digest.runtime import Runtime
+from digest.subscriptions.links import Links
+from digest.subscriptions.ratelimit import RateLimiter
+from digest.subscriptions.subscribers import NoticeDue
+from digest.subscriptions.tokens import Purpose, Signer
+from digest.web.rendering import Pages
+from digest.web.signed import FormTokens, SignedForm, SignedLink
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """Everything the routes use, built by ``create_app`` from its ``Settings``."""
+
+    settings: Settings
+    runtime: Runtime
+    signer: Signer
+    links: Links
+    limiter: RateLimiter
+    pages: Pages
+    celery: Celery
+
+
+def collaborators_of(request: Request) -> Collaborators:
+    """Also for the exception handlers, which FastAPI gives no dependencies."""
+    found: Collaborators = request.app.state.collaborators
+    return found
+
+
+class Transaction:
+    """Runs a function of a session as one unit of work, in the thread pool so that
+    one slow query never stalls the event loop."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, work: Callable[[Session], T]) -> T:
+        return await run_in_threadpool(self._run, work)
+
+    def _run(self, work: Callable[[Session], T]) -> T:
+        with unit_of_work(self.runtime.session_factory) as session:
+            return work(session)
+
+
+class NoticePublisher:
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+
+    def publish(self, session: Session, outcome: NoticeDue) -> None:
+        """Send the outcome's notice once the request's changes are committed."""
+        if outcome.notice is None or outcome.subscriber_id is None:
+            return
+        task = self.celery.tasks["digest.send_notice"]
+        args = (outcome.notice.value, outcome.subscriber_id)
+
+        def send() -> None:
+            try:
+                task.delay(*args)
+            except Exception:
+                log.exception("could not queue the %s notice", outcome.notice)
+
+        after_commit(session, send)
+
+
+async def _settings(request: Request) -> Settings:
+    return collaborators_of(request).settings
+
+
+async def _engine(request: Request) -> Engine:
+    return collaborators_of(request).runtime.engine
+
+
+async def _transaction(request: Request) -> Transaction:
+    return Transaction(collaborators_of(request).runtime)
+
+
+async def _pages(request: Request) -> Pages:
+    return collaborators_of(request).pages
+
+
+async def _links(request: Request) -> Links:
+    return collaborators_of(request).links
+
+
+async def _limiter(request: Request) -> RateLimiter:
+    return collaborators_of(request).limiter
+
+
+async def _notices(request: Request) -> NoticePublisher:
+    return NoticePublisher(collaborators_of(request).celery)
+
+
+async def _form_tokens(request: Request) -> FormTokens:
+    return FormTokens(collaborators_of(request).signer)
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+EngineDep = Annotated[Engine, Depends(_engine)]
+TransactionDep = Annotated[Transaction, Depends(_transaction)]
+PagesDep = Annotated[Pages, Depends(_pages)]
+LinksDep = Annotated[Links, Depends(_links)]
+LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
+NoticesDep = Annotated[NoticePublisher, Depends(_notices)]
+FormTokensDep = Annotated[FormTokens, Depends(_form_tokens)]
+FormFields = Annotated[dict[str, str], Depends(_form_fields)]
+
+
+def _verified(request: Request, purpose: Purpose, token: str) -> SignedLink:
+    return SignedLink(token, collaborators_of(request).signer.verify(purpose, token))
+
+
+def _signed_link(purpose: Purpose) -> Callable[[Request, str], Awaitable[SignedLink]]:
+    async def signed_link(request: Request, token: str) -> SignedLink:
+        return _verified(request, purpose, token)
+
+    return signed_link
+
+
+def _signed_form(
+    purpose: Purpose,
+) -> Callable[[dict[str, str], Request, str], Awaitable[SignedForm]]:
+    # The body is read before the link is checked, as a form's route always has.
+    async def signed_form(fields: FormFields, request: Request, token: str) -> SignedForm:
+        link = _verified(request, purpose, token)
+        return SignedForm(fields, link, FormTokens(collaborators_of(request).signer))
+
+    return signed_form
+
+
+ConfirmLink = Annotated[SignedLink, Depends(_signed_link(Purpose.CONFIRM))]
+ChangeEmailLink = Annotated[SignedLink, Depends(_signed_link(Purpose.CHANGE_EMAIL))]
+PreferencesLink = Annotated[SignedLink, Depends(_signed_link(Purpose.PREFERENCES))]
+FeedbackLink = Annotated[SignedLink, Depends(_signed_link(Purpose.FEEDBACK))]
+UnsubscribeLink = Annotated[SignedLink, Depends(_signed_link(Purpose.UNSUBSCRIBE))]
+PreferencesForm = Annotated[SignedForm, Depends(_signed_form(Purpose.PREFERENCES))]
+UnsubscribeForm = Annotated[SignedForm, Depends(_signed_form(Purpose.UNSUBSCRIBE))]

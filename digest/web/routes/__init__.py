@@ -1,0 +1,16 @@
+"""One router per page group, in the order the app includes them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from digest.web.routes import confirm, feedback, health, preferences, subscribe, unsubscribe
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    subscribe.router,
+    confirm.router,
+    preferences.router,
+    feedback.router,
+    unsubscribe.router,
+)

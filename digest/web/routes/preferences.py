@@ -1,0 +1,234 @@
+"""``/preferences/<token>``: everything a reader can change, each form signed
+against cross-site requests; download my data; delete me."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from digest.subscriptions.links import Links
+from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.subscribers import (
+    WEEKDAYS,
+    InvalidPreferences,
+    Preferences,
+    SubscriberError,
+    apply_preferences,
+    erase_subscriber,
+    normalise_email,
+    parse_preferences,
+    personal_data,
+    request_email_change,
+    set_paused,
+)
+from digest.subscriptions.tokens import Purpose
+from digest.web.dependencies import (
+    FormTokensDep,
+    LimiterDep,
+    LinksDep,
+    NoticesDep,
+    PagesDep,
+    PreferencesForm,
+    PreferencesLink,
+    SettingsDep,
+    TransactionDep,
+)
+from digest.web.rendering import Pages
+from digest.web.signed import FormTokens
+
+router = APIRouter()
+
+
+@dataclass(frozen=True)
+class PreferencesPage:
+    pages: Pages
+    links: Links
+    form_tokens: FormTokens
+
+    def render(
+        self,
+        subscriber: Subscriber,
+        token: str,
+        *,
+        status_code: int = 200,
+        values: dict[str, str] | None = None,
+        errors: dict[str, str] | None = None,
+        notice: str = "",
+    ) -> HTMLResponse:
+        current = Preferences.of(subscriber)
+        shown = {
+            "interests": current.interests,
+            "followed_authors": "\n".join(current.followed_authors),
+            "categories": ", ".join(current.categories),
+            "excluded_keywords": ", ".join(current.excluded_keywords),
+            "frequency": current.frequency.value,
+            "weekly_day": str(current.weekly_day),
+            "send_hour": str(current.send_hour),
+            "timezone": current.timezone,
+            "papers_per_digest": str(current.papers_per_digest),
+            "new_email": "",
+            **(values or {}),
+        }
+        return self.pages.page(
+            "preferences",
+            status_code,
+            subscriber=subscriber,
+            paused=subscriber.status == SubscriberStatus.PAUSED,
+            active=subscriber.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED),
+            status=subscriber.status.value,
+            values=shown,
+            errors=errors or {},
+            notice=notice,
+            weekdays=list(enumerate(WEEKDAYS)),
+            csrf=self.form_tokens.issue(subscriber),
+            base=f"/preferences/{token}",
+            unsubscribe_url=f"/unsubscribe/{self.links.token(Purpose.UNSUBSCRIBE, subscriber)}",
+        )
+
+
+async def _preferences_page(
+    pages: PagesDep, links: LinksDep, form_tokens: FormTokensDep
+) -> PreferencesPage:
+    return PreferencesPage(pages, links, form_tokens)
+
+
+PreferencesPageDep = Annotated[PreferencesPage, Depends(_preferences_page)]
+
+
+@router.get("/preferences/{token}", response_class=HTMLResponse)
+async def preferences_get(
+    link: PreferencesLink, view: PreferencesPageDep, transaction: TransactionDep
+) -> HTMLResponse:
+    def show(session: Session) -> HTMLResponse:
+        return view.render(link.holder(session), link.token)
+
+    return await transaction(show)
+
+
+@router.post("/preferences/{token}", response_class=HTMLResponse)
+async def preferences_post(
+    form: PreferencesForm, view: PreferencesPageDep, transaction: TransactionDep
+) -> HTMLResponse:
+    token = form.link.token
+
+    def save(session: Session) -> HTMLResponse:
+        subscriber = form.holder(session)
+        try:
+            preferences = parse_preferences(form.fields)
+        except InvalidPreferences as exc:
+            # Nothing is changed: the form comes back with what was typed.
+            return view.render(
+                subscriber, token, status_code=400, values=form.fields, errors=exc.errors
+            )
+        apply_preferences(subscriber, preferences)
+        return view.render(subscriber, token, notice="Your preferences are saved.")
+
+    return await transaction(save)
+
+
+@router.post("/preferences/{token}/pause", response_class=HTMLResponse)
+async def pause_post(
+    form: PreferencesForm, view: PreferencesPageDep, transaction: TransactionDep
+) -> HTMLResponse:
+    def pause(session: Session) -> HTMLResponse:
+        subscriber = form.holder(session)
+        paused = form.fields.get("paused") == "1"
+        changed = set_paused(subscriber, paused)
+        notice = (
+            ("Digests are paused." if paused else "Digests are back on.")
+            if changed
+            else "Nothing to change."
+        )
+        return view.render(subscriber, form.link.token, notice=notice)
+
+    return await transaction(pause)
+
+
+@router.post("/preferences/{token}/email", response_class=HTMLResponse)
+async def email_post(
+    form: PreferencesForm,
+    view: PreferencesPageDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    notices: NoticesDep,
+    transaction: TransactionDep,
+) -> HTMLResponse:
+    token = form.link.token
+    new_email = form.fields.get("new_email", "")
+
+    def change(session: Session) -> HTMLResponse:
+        subscriber = form.holder(session)
+        try:
+            outcome = request_email_change(session, subscriber, new_email)
+        except SubscriberError as exc:
+            return view.render(
+                subscriber,
+                token,
+                status_code=400,
+                values={"new_email": new_email},
+                errors={"new_email": str(exc)},
+            )
+        address = normalise_email(new_email)
+        if limiter.allow(settings.confirm_limit_per_address, "notice", address):
+            notices.publish(session, outcome)
+        return view.render(
+            subscriber,
+            token,
+            notice=f"We sent a confirmation link to {address}. "
+            "Your digests move there once you follow it.",
+        )
+
+    return await transaction(change)
+
+
+@router.get("/preferences/{token}/data.json")
+async def download_data(link: PreferencesLink, transaction: TransactionDep) -> Response:
+    def export(session: Session) -> dict[str, Any]:
+        return personal_data(session, link.holder(session))
+
+    data = await transaction(export)
+    return Response(
+        json.dumps(data, indent=2, ensure_ascii=False),
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-digest-data.json"'},
+    )
+
+
+@router.get("/preferences/{token}/delete", response_class=HTMLResponse)
+async def delete_page(
+    link: PreferencesLink,
+    pages: PagesDep,
+    form_tokens: FormTokensDep,
+    transaction: TransactionDep,
+) -> HTMLResponse:
+    def show(session: Session) -> HTMLResponse:
+        subscriber = link.holder(session)
+        return pages.page(
+            "delete",
+            email=subscriber.email,
+            csrf=form_tokens.issue(subscriber),
+            action=f"/preferences/{link.token}/delete",
+            back=f"/preferences/{link.token}",
+        )
+
+    return await transaction(show)
+
+
+@router.post("/preferences/{token}/delete", response_class=HTMLResponse)
+async def delete_post(
+    form: PreferencesForm, pages: PagesDep, transaction: TransactionDep
+) -> HTMLResponse:
+    def erase(session: Session) -> HTMLResponse:
+        erase_subscriber(session, form.holder(session))
+        return pages.message(
+            "Your data is deleted",
+            "Your address, preferences and the record of digests sent to you are gone. "
+            "You will receive nothing more from us.",
+        )
+
+    return await transaction(erase)
