@@ -18,15 +18,11 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 import snowballstemmer
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from config.ranking import RelevanceConfig
 
 _WORD = re.compile(r"[^\W_]+")
 _STEMMER = snowballstemmer.stemmer("english")
-# Reader interests are often a list of short phrases; "for" and "with" and the
-# like carry nothing, but short technical words ("3d", "rl", "llm") do.
-_STOP = frozenset(ENGLISH_STOP_WORDS)
 # Joins two adjacent stems into one pair term (stems never contain a space).
 _PAIR = " "
 
@@ -47,8 +43,20 @@ def _normalised(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
+@lru_cache(maxsize=1)
+def _stop_words() -> frozenset[str]:
+    # Reader interests are often a list of short phrases; "for" and "with" and the
+    # like carry nothing, but short technical words ("3d", "rl", "llm") do.
+    # scikit-learn's list, imported on first use: importing scikit-learn costs
+    # every process that merely imports the ranking (the web app, a mail worker).
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
 def stems(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(_normalised(text).casefold()) if w not in _STOP]
+    stop = _stop_words()
+    return [_stem(w) for w in _WORD.findall(_normalised(text).casefold()) if w not in stop]
 
 
 def terms(text: str) -> list[str]:
