@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from digest.mail.sink import SmtpSink, free_port, html_part
@@ -156,6 +156,7 @@ class Pages:
         for old in directory.glob("*.png"):
             old.unlink()
         self.count = 0
+        self.count_navigations = 0
 
     def open(self, url: str) -> None:
         self.driver.get(url)
@@ -177,13 +178,39 @@ class Pages:
     def button(self, label: str) -> WebElement:
         return self.driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']")
 
-    def follow(self, element: WebElement) -> None:
-        """Click a button or link and wait for the next page to load."""
-        page = self.driver.find_element(By.TAG_NAME, "html")
+    def follow(self, element: WebElement, heading: str) -> None:
+        """Click a button or link and wait until the next page, headed ``heading``, has loaded.
+
+        The old document is marked before the click and the wait is for a loaded document
+        without the mark and with that heading. Not element staleness: asking a node of a
+        document that is being torn down whether it is stale can fail inside Chromium
+        ("unhandled inspector error: Node with given id does not belong to the document").
+        A page that posts back to itself ("Save preferences") has the same heading, so the
+        heading alone would not tell the pages apart either.
+        """
+        self.count_navigations += 1
+        mark = f"digest-test-page-{self.count_navigations}"
+        self.driver.execute_script("window.digestTestPage = arguments[0]", mark)
         element.click()
-        wait = WebDriverWait(self.driver, 10)
-        wait.until(expected_conditions.staleness_of(page))
-        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+        def arrived(driver: webdriver.Chrome) -> bool:
+            state = driver.execute_script(
+                "return [window.digestTestPage || null, document.readyState]"
+            )
+            if state != [None, "complete"]:
+                return False
+            return bool(driver.find_element(By.TAG_NAME, "h1").text == heading)
+
+        # Mid-navigation, any WebDriver call may fail with one error or another; the
+        # condition is asked again until the deadline, and a miss reports what is shown.
+        wait = WebDriverWait(self.driver, 15, ignored_exceptions=(WebDriverException,))
+        try:
+            wait.until(arrived)
+        except TimeoutException:
+            raise AssertionError(
+                f"expected the page {heading!r} after the click; "
+                f"at {self.driver.current_url} the heading reads {self.heading()!r}"
+            ) from None
 
     def shot(self, name: str) -> Path:
         """Save the whole page as ``NN-name.png`` and check it fits the phone's width."""
@@ -253,8 +280,7 @@ def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
     pages.type("email", EMAIL)
     pages.type("interests", "diffusion, language models")
     pages.shot("subscribe")
-    pages.follow(pages.button("Subscribe"))
-    assert pages.heading() == "Check your inbox"
+    pages.follow(pages.button("Subscribe"), "Check your inbox")
     assert EMAIL in pages.text()
     pages.shot("check-inbox")
 
@@ -265,14 +291,14 @@ def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
     assert pages.heading() == "Confirm your subscription"
     assert subscriber_line(site)[1] == "pending"
     pages.shot("confirm")
-    pages.follow(pages.button("Yes, subscribe me"))
-    assert pages.heading() == "You are subscribed"
+    pages.follow(pages.button("Yes, subscribe me"), "You are subscribed")
     assert "daily digest" in pages.text() and "07:00 (UTC)" in pages.text()
     pages.shot("confirmed")
 
     # Preferences, reached from the confirmation page.
-    pages.follow(browser.find_element(By.PARTIAL_LINK_TEXT, "Set your interests"))
-    assert pages.heading() == "Your preferences"
+    pages.follow(
+        browser.find_element(By.PARTIAL_LINK_TEXT, "Set your interests"), "Your preferences"
+    )
     assert pages.field("interests").get_attribute("value") == "diffusion, language models"
     preferences_url = browser.current_url
     pages.shot("preferences")
@@ -281,8 +307,7 @@ def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
     pages.type("papers_per_digest", "3")
     pages.type("timezone", TIMEZONE)
     Select(pages.field("send_hour")).select_by_value(str(send_hour))
-    pages.follow(pages.button("Save preferences"))
-    assert pages.heading() == "Your preferences"
+    pages.follow(pages.button("Save preferences"), "Your preferences")
     assert browser.find_element(By.CSS_SELECTOR, "[role=status]").text == (
         "Your preferences are saved."
     )
@@ -322,12 +347,10 @@ def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
     assert footer_link.get_attribute("href") == unsubscribe_url
 
     # Unsubscribe from the digest's own link: a page first, then the button.
-    pages.follow(footer_link)
-    assert pages.heading() == "Unsubscribe from digest?"
+    pages.follow(footer_link, "Unsubscribe from digest?")
     assert subscriber_line(site)[1] == "active"
     pages.shot("unsubscribe")
-    pages.follow(pages.button("Unsubscribe"))
-    assert pages.heading() == "You are unsubscribed"
+    pages.follow(pages.button("Unsubscribe"), "You are unsubscribed")
     assert EMAIL in pages.text()
     pages.shot("unsubscribed")
     assert subscriber_line(site)[1] == "unsubscribed"
