@@ -93,6 +93,11 @@ def site(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[Site]:
         # No internet here: the offline sample is the one source.
         "DIGEST_SOURCES": "sample",
     }
+    # Lexical ranking: the journey is the point here, and loading the embedding model and
+    # embedding the sample would be most of the test's time (semantic ranking has its own).
+    ranking = tmp_path / "ranking.toml"
+    ranking.write_text('[relevance]\nsemantic = "off"\n', encoding="utf-8")
+    env["DIGEST_RANKING_FILE"] = str(ranking)
     upgraded = subprocess.run(
         [str(VENV_BIN / "digest"), "db", "upgrade"],
         cwd=tmp_path,
