@@ -159,8 +159,9 @@ def subscribers_import(
     except IntegrityError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         fail(
-            f"nothing was imported: the database refused a row ({reason}); "
-            "an address may have subscribed meanwhile, run the import again"
+            # Known addresses are skipped, even one added during the import: this is
+            # a constraint the validation did not foresee.
+            f"nothing was imported: the database refused a row ({reason})"
         )
     for problem in result.invalid:
         typer.echo(f"line {problem.line}: {problem.reason}", err=True)

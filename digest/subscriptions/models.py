@@ -37,6 +37,9 @@ DEFAULT_SEND_HOUR = 7
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_PAPERS_PER_DIGEST = 5
 MAX_PAPERS_PER_DIGEST = 50
+# Where a new reader's link versions start (see Subscriber.token_version, .confirm_nonce).
+FIRST_TOKEN_VERSION = 1
+FIRST_CONFIRM_NONCE = 0
 
 
 class Subscriber(Base):
@@ -64,9 +67,9 @@ class Subscriber(Base):
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE, index=True)
     papers_per_digest: Mapped[int] = mapped_column(default=DEFAULT_PAPERS_PER_DIGEST)
     # Bumped to revoke every link signed for this subscriber so far.
-    token_version: Mapped[int] = mapped_column(default=1)
+    token_version: Mapped[int] = mapped_column(default=FIRST_TOKEN_VERSION)
     # In each confirmation link; bumped when one is used, so each works once.
-    confirm_nonce: Mapped[int] = mapped_column(default=0)
+    confirm_nonce: Mapped[int] = mapped_column(default=FIRST_CONFIRM_NONCE)
     # A new address waiting for its owner to confirm it; the old one stays until then.
     pending_email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

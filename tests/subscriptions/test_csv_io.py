@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from digest.subscriptions import csv_io
 from digest.subscriptions.csv_io import (
     COLUMNS,
     CsvFileError,
@@ -19,7 +20,7 @@ from digest.subscriptions.csv_io import (
     import_subscribers,
 )
 from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
-from digest.subscriptions.subscribers import Preferences, find_subscriber
+from digest.subscriptions.subscribers import Preferences, add_subscriber, find_subscriber
 from tests.factories import NOW, make_subscriber
 
 LATER = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -210,6 +211,43 @@ def test_existing_addresses_are_skipped_and_left_as_their_reader_set_them(
         SubscriberStatus.UNSUBSCRIBED,
         "her own choice",
         6,
+    )
+
+
+def test_an_address_added_during_the_import_is_skipped_and_the_rest_imported(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ada subscribes from the site after the import looked the addresses up.
+    make_subscriber(session, email="ada@example.org", interests="her own choice")
+    monkeypatch.setattr(csv_io, "_known_addresses", lambda session, addresses: set())
+
+    result = import_subscribers(
+        session,
+        csv_text("email,interests", "ada@example.org,imported", "bob@example.org,imported"),
+        confirmed=True,
+        now=LATER,
+    )
+
+    assert (result.imported, result.existing) == (["bob@example.org"], ["ada@example.org"])
+    assert [(s.email, s.interests) for s in all_subscribers(session)] == [
+        ("ada@example.org", "her own choice"),
+        ("bob@example.org", "imported"),
+    ]
+
+
+def test_an_imported_reader_has_what_a_subscribed_one_has(session: Session) -> None:
+    import_subscribers(session, csv_text("email", "ada@example.org"), confirmed=True, now=LATER)
+    made = add_subscriber(session, email="bob@example.org", now=LATER, confirmed=True)
+
+    ada = find_subscriber(session, "ada@example.org")
+    assert ada is not None
+    # The link versions start where a reader who subscribed has them.
+    assert (ada.token_version, ada.confirm_nonce) == (made.token_version, made.confirm_nonce)
+    assert (ada.followed_authors, ada.categories, ada.excluded_keywords) == ([], [], [])
+    assert (ada.status, ada.confirmed_at, ada.unsubscribed_at) == (
+        SubscriberStatus.ACTIVE,
+        LATER,
+        None,
     )
 
 
