@@ -16,6 +16,7 @@ from functools import cached_property
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.db.limits import IN_LIST_CHUNK
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.ranking.lexical import split_phrases, stems
 from digest.subscriptions.models import Feedback, FeedbackKind, Subscriber
@@ -55,10 +56,10 @@ def profiles_of(session: Session, subscribers: Sequence[Subscriber]) -> list[Pro
     """Readers' profiles: their preferences and their "more / fewer like this"."""
     feedback: dict[int, list[tuple[int, FeedbackKind]]] = {s.id: [] for s in subscribers}
     ids = list(feedback)
-    for offset in range(0, len(ids), 5000):
+    for offset in range(0, len(ids), IN_LIST_CHUNK):
         for subscriber_id, paper_id, kind in session.execute(
             select(Feedback.subscriber_id, Feedback.paper_id, Feedback.kind)
-            .where(Feedback.subscriber_id.in_(ids[offset : offset + 5000]))
+            .where(Feedback.subscriber_id.in_(ids[offset : offset + IN_LIST_CHUNK]))
             .order_by(Feedback.created_at, Feedback.paper_id)
         ):
             feedback[subscriber_id].append((paper_id, kind))
@@ -84,12 +85,12 @@ def sent_paper_ids_of(session: Session, subscriber_ids: Sequence[int]) -> dict[i
     """The papers each reader was already sent (what "never twice" is checked against)."""
     sent: dict[int, set[int]] = {}
     ids = list(subscriber_ids)
-    for offset in range(0, len(ids), 5000):
+    for offset in range(0, len(ids), IN_LIST_CHUNK):
         for subscriber_id, paper_id in session.execute(
             select(Delivery.subscriber_id, DeliveryPaper.paper_id)
             .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
             .where(
-                Delivery.subscriber_id.in_(ids[offset : offset + 5000]),
+                Delivery.subscriber_id.in_(ids[offset : offset + IN_LIST_CHUNK]),
                 Delivery.status == DeliveryStatus.SENT,
             )
         ):
