@@ -144,8 +144,8 @@ def digest_rankers(papers: Sequence[Paper]) -> dict[str, System]:
 
     from config.ranking import load_ranking_config
     from digest.papers.models import Paper as PaperRow
-    from digest.ranking.ranker import Candidates
-    from digest.ranking.ranker import Profile as ReaderProfile
+    from digest.ranking.candidates import Candidates
+    from digest.ranking.profiles import Profile as ReaderProfile
     from digest.ranking.semantic import load_embedder
     from digest.ranking.trending import Trend
 
@@ -188,7 +188,7 @@ def digest_rankers(papers: Sequence[Paper]) -> dict[str, System]:
 
 
 def _digest_system(candidates: Any, embedder: Any, profile_type: Any) -> System:
-    from digest.ranking.ranker import select_for
+    from digest.ranking.selection import select_for
 
     def rank(profile: Profile) -> list[str]:
         reader = profile_type(interests=profile["interests"], limit=K)

@@ -43,7 +43,10 @@ from digest.papers.models import Paper
 from digest.papers.sources import PaperRecord
 from digest.papers.sources.arxiv_api import parse_arxiv_api_page
 from digest.papers.sources.arxiv_rss import parse_arxiv_rss
-from digest.ranking.ranker import Candidates, PhraseTable, Profile, select_in_chunks
+from digest.ranking.candidates import Candidates
+from digest.ranking.phrases import PhraseTable
+from digest.ranking.profiles import Profile
+from digest.ranking.selection import select_in_chunks
 from digest.ranking.semantic import load_embedder, paper_text
 from digest.ranking.trending import Trend
 

@@ -17,7 +17,7 @@ from config.settings import Settings
 from digest.mail.rendering import premailer_runs
 from digest.papers.models import Paper
 from digest.papers.sources.sample import SampleSource
-from digest.ranking.ranker import Pick
+from digest.ranking.picks import Pick
 from digest.runtime import Runtime
 from digest.subscriptions.models import Subscriber
 

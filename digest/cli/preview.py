@@ -32,7 +32,7 @@ def preview(
     import json
     from datetime import UTC, datetime
 
-    from digest.ranking.ranker import Profile, profile_of, sent_paper_ids
+    from digest.ranking.profiles import Profile, profile_of, sent_paper_ids
 
     start = None
     if since is not None:

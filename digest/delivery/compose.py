@@ -14,7 +14,7 @@ from digest.mail.identity import SiteIdentity
 from digest.mail.message import ListUnsubscribe, build_message
 from digest.mail.rendering import render_email
 from digest.papers.models import Paper
-from digest.ranking.ranker import Pick
+from digest.ranking.picks import Pick
 from digest.subscriptions.links import Links
 from digest.subscriptions.models import Frequency, Subscriber
 

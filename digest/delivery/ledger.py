@@ -19,7 +19,7 @@ from digest.delivery.compose import DigestComposer
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.delivery.schedule import due_subscribers
 from digest.mail.sender import MailConnection, SendError
-from digest.ranking.ranker import Ranker
+from digest.ranking.picks import Ranker
 from digest.subscriptions.models import Subscriber, SubscriberStatus
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,2 @@
-"""Ranking: which papers each reader gets (trending, lexical and semantic relevance, selection)."""
+"""Ranking: which papers each reader gets (trending, lexical and semantic relevance,
+profiles, candidates, selection, reasons; ``ranker.py`` puts them together)."""

@@ -17,11 +17,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.db.limits import IN_LIST_CHUNK
 from digest.papers.models import PaperEmbedding
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "all-MiniLM-L6-v2"
+# The width of its vectors (and of every stored ``paper_embeddings`` row).
+EMBEDDING_DIMENSION = 384
 
 
 class SemanticUnavailable(RuntimeError):
@@ -71,7 +74,7 @@ class MiniLMEmbedder:
             for text, vector in zip(missing, vectors, strict=True):
                 self._cache[text] = np.asarray(vector, dtype=np.float32)
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
         return np.stack([self._cache[t] for t in texts])
 
 
@@ -115,12 +118,12 @@ def paper_vectors(
     """Embeddings of (id, title, abstract) papers, computed once and stored."""
     ids = [p[0] for p in papers]
     stored: dict[int, bytes] = {}
-    for offset in range(0, len(ids), 5000):
+    for offset in range(0, len(ids), IN_LIST_CHUNK):
         stored.update(
             session.execute(
                 select(PaperEmbedding.paper_id, PaperEmbedding.vector).where(
                     PaperEmbedding.model == embedder.name,
-                    PaperEmbedding.paper_id.in_(ids[offset : offset + 5000]),
+                    PaperEmbedding.paper_id.in_(ids[offset : offset + IN_LIST_CHUNK]),
                 )
             ).all()
         )
@@ -134,5 +137,5 @@ def paper_vectors(
             session.merge(PaperEmbedding(paper_id=paper_id, model=embedder.name, vector=blob))
         session.flush()
     if not papers:
-        return np.zeros((0, 384), dtype=np.float32)
+        return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
     return np.stack([np.frombuffer(stored[i], dtype="<f4") for i in ids])

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.ranking import TrendingConfig
+from digest.db.limits import IN_LIST_CHUNK
 from digest.papers.models import PopularitySignal
 
 
@@ -103,7 +104,7 @@ def trends_for(
     """The trend of each paper in ``first_seen`` (paper id -> when it first appeared)."""
     by_paper: dict[int, list[Observation]] = defaultdict(list)
     ids = list(first_seen)
-    for offset in range(0, len(ids), 5000):
+    for offset in range(0, len(ids), IN_LIST_CHUNK):
         rows = session.execute(
             select(
                 PopularitySignal.paper_id,
@@ -113,7 +114,7 @@ def trends_for(
                 PopularitySignal.comments,
                 PopularitySignal.github_stars,
             ).where(
-                PopularitySignal.paper_id.in_(ids[offset : offset + 5000]),
+                PopularitySignal.paper_id.in_(ids[offset : offset + IN_LIST_CHUNK]),
                 PopularitySignal.observed_at <= now,
             )
         )

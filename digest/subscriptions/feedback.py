@@ -1,7 +1,7 @@
 """Readers' "more like this" / "fewer like this" from the papers in their digests.
 
 Feedback is one row per reader and paper (the latest click wins); the ranker
-reads it into the reader's profile (:func:`digest.ranking.ranker.profile_of`).
+reads it into the reader's profile (:func:`digest.ranking.profiles.profile_of`).
 """
 
 from __future__ import annotations

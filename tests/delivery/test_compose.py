@@ -10,7 +10,7 @@ from config.settings import Settings
 from digest.papers.models import Paper
 from digest.papers.sources import PaperRecord
 from digest.papers.storage import store_papers
-from digest.ranking.ranker import Pick
+from digest.ranking.picks import Pick
 from digest.runtime import Runtime
 from tests.factories import NOW, make_subscriber
 

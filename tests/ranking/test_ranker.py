@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 from config.ranking import RankingConfig, load_ranking_config
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.papers.models import PopularitySignal
-from digest.ranking.ranker import Profile, TrendingRanker
+from digest.ranking.profiles import Profile
+from digest.ranking.ranker import TrendingRanker
 from digest.ranking.semantic import installed, load_embedder
 from digest.subscriptions.feedback import record_feedback
 from digest.subscriptions.models import FeedbackKind

@@ -8,11 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-import digest.ranking.ranker as ranking
+import digest.ranking.candidates as candidates_module
 from config.ranking import load_ranking_config
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.papers.models import Paper
-from digest.ranking.ranker import Profile, TrendingRanker
+from digest.ranking.phrases import PhraseTable
+from digest.ranking.profiles import Profile
+from digest.ranking.ranker import TrendingRanker
+from digest.ranking.selection import select_in_chunks
 from tests.factories import NOW, make_paper, make_subscriber
 
 CONFIG = load_ranking_config()
@@ -36,7 +39,7 @@ def test_excluded_keyword_cache_eviction_crashes_a_batch(session: Session) -> No
     r = ranker()
     r.rank(session, Profile(excluded=("blockchain",)), now=NOW)
     batch = [Profile(excluded=("blockchain",))] + [
-        Profile(excluded=(f"keyword{i}",)) for i in range(ranking.MAX_CACHED_CLOSENESS)
+        Profile(excluded=(f"keyword{i}",)) for i in range(candidates_module.MAX_CACHED_CLOSENESS)
     ]
     selections = r.rank_many(session, batch, now=NOW, sent=[set() for _ in batch])
     assert len(selections) == len(batch)
@@ -47,7 +50,7 @@ def test_closeness_cache_eviction_silently_drops_a_readers_feedback(
 ) -> None:
     # Same eviction as above for "more like this": the cap is lowered so that a
     # handful of papers stands for the 5,000 a busy process reaches.
-    monkeypatch.setattr(ranking, "MAX_CACHED_CLOSENESS", 2)
+    monkeypatch.setattr(candidates_module, "MAX_CACHED_CLOSENESS", 2)
     liked = make_paper(
         session,
         title="Graph neural networks for molecules",
@@ -101,7 +104,7 @@ def test_top_phrase_matches_already_sent_starve_the_digest(session: Session) -> 
     _send(session, reader.id, [p.id for p in strong], "2026-11-20")
     # The three are relevant enough on their own (above min_relevance).
     candidates = ranker().candidates(session, now=NOW)
-    table = ranking.PhraseTable(candidates, None)
+    table = PhraseTable(candidates, None)
     table.ensure(["diffusion"])
     row = table.matched[table.index["diffusion"]]
     assert all(row[candidates.position[p.id]] >= CONFIG.selection.min_relevance for p in weaker)
@@ -193,7 +196,7 @@ def test_select_in_chunks_ignores_more_like_for_papers_outside_the_window(
     candidates = ranker().candidates(session, now=NOW)  # a fresh process's candidates
     reference = candidates.reference_rows([session.get_one(Paper, liked.id)], None)
     [(_, chunk)] = list(
-        ranking.select_in_chunks(
+        select_in_chunks(
             candidates, [profile], feedback_rows={liked.id: reference[0]}, chunk=1, workers=2
         )
     )
