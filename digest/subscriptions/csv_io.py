@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.db.dialects import insert_new_rows
+from digest.db.limits import IN_LIST_CHUNK
 from digest.subscriptions.models import (
     DEFAULT_FREQUENCY,
     DEFAULT_PAPERS_PER_DIGEST,
@@ -297,8 +298,7 @@ def _row_status(text: str, *, confirmed: bool) -> SubscriberStatus | None:
 
 def _known_addresses(session: Session, addresses: Sequence[str]) -> set[str]:
     known: set[str] = set()
-    # Chunked so that the IN list stays within every backend's parameter limit.
-    for start in range(0, len(addresses), 500):
-        chunk = addresses[start : start + 500]
+    for start in range(0, len(addresses), IN_LIST_CHUNK):
+        chunk = addresses[start : start + IN_LIST_CHUNK]
         known.update(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(chunk))))
     return known
