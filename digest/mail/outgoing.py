@@ -1,0 +1,37 @@
+"""A message ready for the wire: its envelope, its id and its bytes.
+
+What every sender takes. Composing ends here (headers and parts flattened once, CRLF
+line ends), so a sender does no MIME work and a message can be handed to any SMTP
+session, retried or re-sent exactly as it was first built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from digest.mail.message import WIRE_POLICY, envelope_sender
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    # MAIL FROM: the From header's address (bounces return there).
+    sender: str
+    # RCPT TO: one reader per message.
+    recipient: str
+    # As in the Message-ID header, angle brackets included.
+    message_id: str
+    data: bytes
+
+
+def outgoing(message: EmailMessage) -> OutgoingMessage:
+    """An :class:`EmailMessage` flattened for the wire."""
+    (recipient,) = [address.addr_spec for address in message["To"].addresses]
+    return OutgoingMessage(
+        sender=envelope_sender(message),
+        recipient=recipient,
+        message_id=str(message["Message-ID"]),
+        # Flattened here, not by aiosmtplib, whose 78-column policy would encode the
+        # List-Unsubscribe URLs (see MESSAGE_POLICY).
+        data=message.as_bytes(policy=WIRE_POLICY),
+    )
