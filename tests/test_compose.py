@@ -26,8 +26,8 @@ import yaml
 from sqlalchemy import create_engine, inspect
 
 from digest.mail.sink import SmtpSink, free_port
+from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 from tests.conftest import PROJECT_ROOT, empty_redis_database, fresh_postgres_database
-from tests.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"

@@ -34,8 +34,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from digest.mail.sink import SmtpSink, free_port, html_part
+from digest.processes import VENV_BIN, Process, start_process, stop, wait_for
 from tests.conftest import PROJECT_ROOT
-from tests.processes import VENV_BIN, Process, start_process, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -22,9 +22,9 @@ from digest.db.engine import make_engine
 from digest.db.migrate import upgrade
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
+from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 from digest.subscriptions.models import Subscriber
 from tests.conftest import empty_redis_database, fresh_postgres_database
-from tests.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 
 # Not 0 (a developer's stack) and not test_compose's database.
 BROKER_DB = 12

@@ -1,7 +1,13 @@
-"""Real processes for the service tests: start, watch, stop.
+"""Real processes, as the service tests and the benchmarks run ``digest``: start, watch, stop.
 
 Each process runs in its own process group with its output in a log file, so that
 it can be reported when a check fails and stopped whole (children included).
+
+It lives in the package, not in ``tests/`` or ``benchmarks/``, because it is the
+one place both can import as they are run: pytest puts the checkout on
+``sys.path``, while ``python benchmarks/web.py`` puts only ``benchmarks/`` there,
+so a benchmark finds the installed ``digest`` and nothing else of the checkout.
+It uses only the standard library and builds nothing at import.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-# The virtual environment running the tests holds the `digest` and `celery` scripts.
+# The virtual environment running this interpreter holds the `digest` and `celery` scripts.
 VENV_BIN = Path(sys.executable).parent
 
 
