@@ -18,7 +18,6 @@ import io
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from digest.clock import utcnow
 from digest.db.engine import make_engine, make_session_factory, scratch_postgres_database
 from digest.db.migrate import upgrade
 from digest.db.unit_of_work import unit_of_work
+from digest.processes import VENV_BIN
 from digest.subscriptions.csv_io import COLUMNS, import_subscribers, parse_subscriber_rows
 from digest.subscriptions.models import Subscriber
 
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     text = csv_file(args.rows)
-    digest = Path(sys.executable).parent / "digest"
+    digest = VENV_BIN / "digest"
     figures: dict[str, list[float]] = {"validate only": [], "import": [], "command": []}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "readers.csv"
