@@ -8,6 +8,7 @@ their own instead of patching a global.
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +18,16 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 DEFAULT_SECRET_KEY = "development-only-secret-change-me"
 # The largest feed or listing a fetch reads before giving up on it.
 DEFAULT_FETCH_MAX_BYTES = 50 * 1024 * 1024
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def packaged_templates_dir() -> Path:
+    """The templates beside the ``digest`` package that is imported: ``digest/templates/``
+    in an installed wheel; ``templates/`` at the top level of a source checkout (which an
+    editable install runs from)."""
+    # A wheel is installed unpacked, so the package is a directory on disk.
+    package = Path(str(resources.files("digest"))).resolve()
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
 
 
 class Settings(BaseSettings):
@@ -35,7 +45,7 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "digest <digest@localhost>"
     site_name: str = "digest"
-    templates_dir: Path = PROJECT_ROOT / "templates"
+    templates_dir: Path = Field(default_factory=packaged_templates_dir)
 
     # Sources: the file that lists them (None: the packaged config/sources.toml) and,
     # when set, a comma-separated list of the names to run instead of the file's choice.

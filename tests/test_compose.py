@@ -28,9 +28,9 @@ from sqlalchemy import create_engine, inspect
 from digest.mail.sink import SmtpSink, free_port
 from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
 from tests.conftest import PROJECT_ROOT, empty_redis_database, fresh_postgres_database
+from tests.dockerfile import DOCKERFILE, build_and_final_stages, copied_sources, instructions
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
-DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 # Not 0 (a developer's stack) and not the worker test's database.
 BROKER_DB = 11
 TEST_SECRET = "compose-test-secret-key"
@@ -184,20 +184,30 @@ def test_compose_environment_points_at_the_stack() -> None:
 
 
 def test_dockerfile_runs_the_web_command_as_a_non_root_user() -> None:
-    lines = [
-        line.strip()
-        for line in DOCKERFILE.read_text().splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    assert lines[0] == "FROM python:3.12-slim"
+    lines = instructions(DOCKERFILE.read_text())
+    images = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    assert images and all(image == "python:3.12-slim" for image in images)
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     cmd = [line for line in lines if line.startswith("CMD ")][-1]
     assert json.loads(cmd.removeprefix("CMD ")) == SERVICES["web"]["command"]
     assert any(line.startswith("WORKDIR /app") for line in lines)
-    # templates/ is found relative to the packages: the repository layout must be kept.
-    assert any(line.startswith("COPY templates") for line in lines)
-    assert any("pip install" in line and "-e ." in line for line in lines)
+
+
+def test_the_image_runs_the_wheel_not_the_checkout() -> None:
+    build, final = build_and_final_stages()
+    # templates/ ships inside the wheel, so the build stage needs it beside the packages.
+    assert {"pyproject.toml", "config", "digest", "workers", "templates"} <= {
+        source for source, _ in copied_sources(build)
+    }
+    assert any(line.startswith("RUN pip wheel") for line in build)
+    _, name = build[0].split(" AS ")
+    assert any(line.startswith(f"COPY --from={name} ") for line in final)
+    installs = [line for line in final if "pip install" in line]
+    assert any(".whl" in line for line in installs)
+    assert not any(arg in ("-e", "--editable") for line in installs for arg in line.split())
+    # No sources beside the installed packages: only pyproject.toml, for the dependencies.
+    assert [source for source, _ in copied_sources(final)] == ["pyproject.toml"]
 
 
 # --- running our services natively ------------------------------------------------------

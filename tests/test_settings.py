@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from config.settings import DEFAULT_SECRET_KEY, Settings
+from config.settings import DEFAULT_SECRET_KEY, Settings, packaged_templates_dir
 from digest.runtime import Runtime
 
 
@@ -40,3 +40,15 @@ def test_the_default_secret_is_refused_outside_development(environment: str) -> 
     with pytest.raises(ValidationError, match="DIGEST_SECRET_KEY must be set"):
         Settings(_env_file=None, environment=environment, secret_key=DEFAULT_SECRET_KEY)
     Settings(_env_file=None, environment=environment, secret_key="a-real-secret")
+
+
+def test_templates_are_the_packages_unless_digest_templates_dir_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A checkout (this one) keeps them at the top level; tests/test_wheel.py checks a wheel.
+    project_templates = Path(__file__).resolve().parents[1] / "templates"
+    monkeypatch.delenv("DIGEST_TEMPLATES_DIR", raising=False)
+    assert packaged_templates_dir() == project_templates
+    assert Settings(_env_file=None).templates_dir == project_templates
+    monkeypatch.setenv("DIGEST_TEMPLATES_DIR", str(tmp_path))
+    assert Settings(_env_file=None).templates_dir == tmp_path
