@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
@@ -28,8 +29,37 @@ from digest.mail.sender import ResultCallback, SendError
 
 log = logging.getLogger(__name__)
 
-# The reply that says the server is closing the session (RFC 5321 4.2.3).
+# Replies (RFC 5321 4.2.3): done, go ahead with the message, closing the session.
+COMPLETED = 250
+WILL_FORWARD = 251
+START_INPUT = 354
 SERVICE_CLOSING = 421
+LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+def envelope(address: str) -> bytes:
+    """An address as MAIL FROM and RCPT TO take it, or ValueError: ASCII only (no
+    SMTPUTF8), no control characters (command injection)."""
+    encoded = address.encode("ascii")
+    if CONTROL.search(encoded):
+        raise ValueError(f"control character in address {address!r}")
+    return b"<" + encoded + b">"
+
+
+def wire_data(data: bytes) -> bytes:
+    """``data`` as DATA sends it: CRLF line ends, a leading dot doubled (RFC 5321
+    4.5.2), the end-of-data line appended."""
+    if data.count(b"\n") != data.count(b"\r\n"):
+        # Bare line feeds: a message not flattened by outgoing(); rare, so the
+        # slow way.
+        data = LINE_ENDS.sub(b"\r\n", data)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed + b".\r\n"
 
 
 @dataclass(frozen=True)
@@ -117,18 +147,22 @@ class SmtpSession:
             self._drop()
             raise SendError(f"SMTP unavailable: {exc}", permanent=False) from exc
         except ValueError as exc:
-            # aiosmtplib refuses an address it cannot quote before sending anything.
+            # An address that cannot be sent as it is (non-ASCII, control
+            # characters), refused before anything is sent.
             raise SendError(f"not sendable: {exc}", permanent=True) from exc
         except Exception:
             self._drop()
             raise
 
     async def _transaction(self, message: OutgoingMessage) -> None:
+        # Both addresses checked before a command is sent, so a bad one never leaves
+        # a transaction half open.
+        sender, recipient = envelope(message.sender), envelope(message.recipient)
         reused = self._client is not None and self._client.is_connected
         client = self._client if reused and self._client else await self._connect()
-        options = [f"SIZE={len(message.data)}"] if client.supports_extension("size") else []
+        options = [b"SIZE=%d" % len(message.data)] if client.supports_extension("size") else []
         try:
-            await client.mail(message.sender, options=options)
+            await self._mail(client, sender, options)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as exc:
             stale = isinstance(exc, aiosmtplib.SMTPServerDisconnected) or (
                 exc.code == SERVICE_CLOSING
@@ -141,9 +175,43 @@ class SmtpSession:
             log.info("SMTP session to %s closed by the server; reconnecting", client.hostname)
             self._drop()
             client = await self._connect()
-            await client.mail(message.sender, options=options)
-        await client.rcpt(message.recipient)
-        await client.data(message.data)
+            await self._mail(client, sender, options)
+        await self._rcpt(client, recipient)
+        await self._data(client, message.data)
+
+    # MAIL and RCPT by hand, not client.mail() and client.rcpt(), which parse
+    # each address again (a fifth of the sender's time per message): the envelope
+    # holds bare addresses already.
+
+    @staticmethod
+    async def _mail(client: aiosmtplib.SMTP, sender: bytes, options: list[bytes]) -> None:
+        reply = await client.execute_command(b"MAIL", b"FROM:" + sender, *options)
+        if reply.code != COMPLETED:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender.decode())
+
+    @staticmethod
+    async def _rcpt(client: aiosmtplib.SMTP, recipient: bytes) -> None:
+        reply = await client.execute_command(b"RCPT", b"TO:" + recipient)
+        if reply.code not in (COMPLETED, WILL_FORWARD):
+            raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient.decode())
+
+    @staticmethod
+    async def _data(client: aiosmtplib.SMTP, data: bytes) -> None:
+        # Not client.data(): it runs two regular expressions over the whole
+        # message (line ends, dot-stuffing), 0.4 ms for a 27 KB digest, more than
+        # the rest of the exchange costs the sender (benchmarks/smtp.py).
+        start = await client.execute_command(b"DATA")
+        if start.code != START_INPUT:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        protocol = client.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        # Nothing else uses this session meanwhile (one message at a time), so the
+        # reply is this write's.
+        protocol.write(wire_data(data))
+        reply = await protocol.read_response(timeout=client.timeout)
+        if reply.code != COMPLETED:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         self._drop()
@@ -158,6 +226,11 @@ class SmtpSession:
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except aiosmtplib.SMTPException as exc:
             client.close()
             # Greeting, STARTTLS or login refused: the server's or our

@@ -15,7 +15,7 @@ from digest.mail.outgoing import OutgoingMessage, outgoing
 from digest.mail.rendering import RenderedEmail
 from digest.mail.sender import SendError
 from digest.mail.sink import SmtpSink, free_port
-from digest.mail.smtp import SmtpConfig, SmtpSender
+from digest.mail.smtp import SmtpConfig, SmtpSender, wire_data
 from digest.runtime import Runtime
 
 RENDERED = RenderedEmail(subject="Your papers · digest", text="plain body", html="<p>html body</p>")
@@ -164,3 +164,30 @@ def test_settings_give_the_defaults_and_the_url_wins(tmp_path: Path) -> None:
     default = Runtime(Settings.from_values(data_dir=tmp_path)).sender
     assert isinstance(default, SmtpSender)
     assert (default.config.connections, default.config.rate) == (4, None)
+
+
+def test_leading_dots_and_bare_line_feeds_survive_the_data_phase(smtp_sink: SmtpSink) -> None:
+    data = b"Subject: dots\r\n\r\n.starts with a dot\r\n..two\r\nbare\nline feed\r\n."
+    with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
+        connection.send(OutgoingMessage("a@example.org", "b@example.org", "<m@x>", data))
+    [received] = smtp_sink.files()
+    assert received.read_bytes() == data.replace(b"bare\n", b"bare\r\n") + b"\r\n"
+
+
+def test_wire_data_stuffs_dots_and_ends_the_data() -> None:
+    assert wire_data(b".a\r\nb\r\n.c\r\n") == b"..a\r\nb\r\n..c\r\n.\r\n"
+    assert wire_data(b"a\nb") == b"a\r\nb\r\n.\r\n"
+
+
+@pytest.mark.parametrize("recipient", ["rëader@example.org", "a@example.org\r\nDATA"])
+def test_an_address_that_cannot_be_sent_is_a_permanent_refusal(
+    smtp_sink: SmtpSink, recipient: str
+) -> None:
+    with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
+        connection.send(message("first@example.org"))
+        with pytest.raises(SendError) as error:
+            connection.send(OutgoingMessage("a@example.org", recipient, "<m@x>", b"x\r\n"))
+        # The session is as it was: the next reader's message goes through.
+        connection.send(message("next@example.org"))
+    assert error.value.permanent and error.value.code is None
+    assert [m["To"] for m in smtp_sink.messages()] == ["first@example.org", "next@example.org"]
