@@ -5,8 +5,9 @@ own client on the same server in the same run.
 
 Sends ``--messages`` prepared messages of ``--size`` bytes into postfix's
 ``smtp-sink`` with ``SmtpSender.send_many`` (the pool) at 1, 2, 4 and 8
-connections, with one ``SmtpConnection`` sending one message at a time (what a
-batch did before the pool), and has ``smtp-source`` send as many messages of that
+connections, with one ``SmtpConnection`` sending one message at a time (notices,
+the CLI), with aiosmtplib's own ``sendmail`` one at a time (what a batch did
+before the pool), and has ``smtp-source`` send as many messages of that
 size with 1 and 2 sessions (``-d``: each session reused, as the pool's are). The
 runs alternate, ``--rounds`` times, and the median of each is printed in msg/s
 with its ratio to ``smtp-source``'s; on a machine shared with other work only
@@ -21,6 +22,7 @@ are missing, this installs it (as root; the postfix daemon is never started).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import resource
 import shutil
@@ -30,6 +32,8 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import aiosmtplib
 
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
@@ -151,6 +155,19 @@ def one_by_one_run(url: str, messages: list[OutgoingMessage]) -> Callable[[], No
     return run
 
 
+def sendmail_run(port: int, messages: list[OutgoingMessage]) -> Callable[[], None]:
+    """What a batch did before this sender: aiosmtplib's sendmail, one at a time."""
+
+    async def send() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        await client.connect()
+        for message in messages:
+            await client.sendmail(message.sender, [message.recipient], message.data)
+        await client.quit()
+
+    return lambda: asyncio.run(send())
+
+
 def smtp_source_run(port: int, count: int, size: int, sessions: int) -> Callable[[], None]:
     command = [tool("smtp-source"), "-d", "-s", str(sessions), "-m", str(count)]
     command += ["-l", str(size), f"127.0.0.1:{port}"]
@@ -178,6 +195,7 @@ def main() -> None:
         )
         for s in (1, 2)
     }
+    runs["aiosmtplib sendmail (before)"] = sendmail_run(sink.port, messages)
     runs["SmtpConnection, one at a time"] = one_by_one_run(url, messages)
     for n in (int(c) for c in args.connections.split(",")):
         runs[f"send_many, {n} connection{'s' * (n > 1)}"] = pool_run(url, messages, n)
