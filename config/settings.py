@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     broker_url: str = ""
     smtp_url: str = "smtp://127.0.0.1:1025"
     smtp_timeout_seconds: float = 30.0
+    # Per sending process: SMTP sessions open at once (one message in flight on
+    # each) and messages per second (None: no limit). The SMTP URL's
+    # ``?connections=N&rate=R`` win over these for that server.
+    smtp_connections: int = Field(default=4, ge=1, le=100)
+    smtp_rate: float | None = Field(default=None, gt=0)
     secret_key: str = DEFAULT_SECRET_KEY
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "digest <digest@localhost>"

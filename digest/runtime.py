@@ -31,6 +31,7 @@ from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import SendOutcome, send_delivery
 from digest.delivery.models import Delivery, DeliveryStatus
 from digest.mail.identity import SiteIdentity
+from digest.mail.outgoing import outgoing
 from digest.mail.rendering import make_environment
 from digest.mail.sender import Sender
 from digest.mail.smtp import SmtpConfig, SmtpSender
@@ -121,7 +122,12 @@ class Runtime:
     @cached_property
     def sender(self) -> Sender:
         return SmtpSender(
-            SmtpConfig.from_url(self.settings.smtp_url, timeout=self.settings.smtp_timeout_seconds)
+            SmtpConfig.from_url(
+                self.settings.smtp_url,
+                timeout=self.settings.smtp_timeout_seconds,
+                connections=self.settings.smtp_connections,
+                rate=self.settings.smtp_rate,
+            )
         )
 
     def source_configs(self) -> list[SourceConfig]:
@@ -205,7 +211,7 @@ class Runtime:
             log.info("notice %s for subscriber %s no longer applies", notice, subscriber_id)
             return False
         with self.sender.connection() as connection:
-            connection.send(message)
+            connection.send(outgoing(message))
         log.info("sent %s notice to subscriber %s", notice, subscriber_id)
         return True
 

@@ -2,28 +2,55 @@
 
 Delivery and notices only ever see these protocols, so a test, a console
 sender or another transport can stand in for SMTP without touching them.
+Messages arrive ready for the wire (:class:`~digest.mail.outgoing.OutgoingMessage`):
+a sender does no MIME work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from email.message import EmailMessage
 from typing import Protocol
+
+from digest.mail.outgoing import OutgoingMessage
 
 
 class SendError(Exception):
-    """A message was not accepted: ``permanent`` (5xx) is never retried."""
+    """A message was not accepted: ``permanent`` (5xx) is never retried.
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    ``code`` is the server's reply code when there was a reply (None for a
+    timeout, a refused or lost connection); ``str(error)`` holds the code and the
+    server's text.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.code = code
+
+
+# Called once per message as its outcome is known: None when it was accepted.
+ResultCallback = Callable[[OutgoingMessage, SendError | None], None]
 
 
 class MailConnection(Protocol):
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: OutgoingMessage) -> None:
         """Hand one message over, or raise :class:`SendError`."""
 
 
 class Sender(Protocol):
     def connection(self) -> AbstractContextManager[MailConnection]:
-        """One session for a batch of messages, closed when the block ends."""
+        """One session for a few messages sent one by one, closed when the block ends."""
+
+    def send_many(self, messages: Iterable[OutgoingMessage], on_result: ResultCallback) -> None:
+        """Hand every message over, several at once, calling ``on_result`` in this
+        thread as each outcome arrives (so the caller can record outcomes in small
+        groups while other messages are in flight).
+
+        ``messages`` is read lazily, one message per free session, so it may be a
+        generator that composes as it goes. One message's failure reaches
+        ``on_result`` and never stops the others. An exception from ``messages`` is
+        raised once the messages already in flight have reported; one from
+        ``on_result`` stops the sending at once (the messages in flight are
+        abandoned, their outcome unknown).
+        """

@@ -3,16 +3,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 
+from config.settings import Settings
 from digest.mail.message import ListUnsubscribe, build_message
+from digest.mail.outgoing import OutgoingMessage, outgoing
 from digest.mail.rendering import RenderedEmail
 from digest.mail.sender import SendError
 from digest.mail.sink import SmtpSink, free_port
-from digest.mail.smtp import SmtpConfig, SmtpSender
+from digest.mail.smtp import SmtpConfig, SmtpSender, wire_data
+from digest.runtime import Runtime
 
 RENDERED = RenderedEmail(subject="Your papers · digest", text="plain body", html="<p>html body</p>")
 UNSUBSCRIBE = ListUnsubscribe(
@@ -21,14 +25,16 @@ UNSUBSCRIBE = ListUnsubscribe(
 )
 
 
-def message(to: str = "reader@example.org") -> Any:
-    return build_message(
-        RENDERED,
-        to=to,
-        from_address="Digest <digest@example.org>",
-        message_domain="example.org",
-        date=datetime(2026, 11, 21, 7, 0, tzinfo=UTC),
-        unsubscribe=UNSUBSCRIBE,
+def message(to: str = "reader@example.org") -> OutgoingMessage:
+    return outgoing(
+        build_message(
+            RENDERED,
+            to=to,
+            from_address="Digest <digest@example.org>",
+            message_domain="example.org",
+            date=datetime(2026, 11, 21, 7, 0, tzinfo=UTC),
+            unsubscribe=UNSUBSCRIBE,
+        )
     )
 
 
@@ -92,7 +98,8 @@ def test_refusals_are_classified(refusing_server: str, address: str, permanent: 
     with sender.connection() as connection, pytest.raises(SendError) as error:
         connection.send(message(to=address))
     assert error.value.permanent is permanent
-    assert ("550" if permanent else "451") in str(error.value)
+    assert error.value.code == (550 if permanent else 451)
+    assert ("550 5.1.1 No such user" if permanent else "451 4.3.0 Try again") in str(error.value)
 
 
 def test_a_refusal_does_not_spoil_the_connection_for_the_next_reader(
@@ -119,3 +126,68 @@ def test_smtp_urls() -> None:
     assert SmtpConfig.from_url("smtp://localhost").port == 25
     with pytest.raises(ValueError, match="smtp://host:port"):
         SmtpConfig.from_url("http://localhost")
+
+
+def test_connections_and_rate_come_from_the_url_before_the_defaults() -> None:
+    assert (SmtpConfig.from_url("smtp://h").connections, SmtpConfig.from_url("smtp://h").rate) == (
+        1,
+        None,
+    )
+    config = SmtpConfig.from_url("smtp://h:587?connections=8&rate=14", connections=4, rate=100)
+    assert (config.port, config.connections, config.rate) == (587, 8, 14.0)
+    config = SmtpConfig.from_url("smtp://h?rate=0.5", connections=4)
+    assert (config.connections, config.rate) == (4, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("query", "complaint"),
+    [
+        ("?connection=2", "options are connections and rate"),
+        ("?connections=two", "must be numbers"),
+        ("?connections=0", "at least 1"),
+        ("?rate=0", "positive"),
+        ("?rate=-3", "positive"),
+    ],
+)
+def test_bad_url_options_are_refused(query: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        SmtpConfig.from_url("smtp://h" + query)
+
+
+def test_settings_give_the_defaults_and_the_url_wins(tmp_path: Path) -> None:
+    settings = Settings.from_values(
+        data_dir=tmp_path, smtp_url="smtp://h?rate=5", smtp_connections=6, smtp_rate=50
+    )
+    sender = Runtime(settings).sender
+    assert isinstance(sender, SmtpSender)
+    assert (sender.config.connections, sender.config.rate) == (6, 5.0)
+    default = Runtime(Settings.from_values(data_dir=tmp_path)).sender
+    assert isinstance(default, SmtpSender)
+    assert (default.config.connections, default.config.rate) == (4, None)
+
+
+def test_leading_dots_and_bare_line_feeds_survive_the_data_phase(smtp_sink: SmtpSink) -> None:
+    data = b"Subject: dots\r\n\r\n.starts with a dot\r\n..two\r\nbare\nline feed\r\n."
+    with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
+        connection.send(OutgoingMessage("a@example.org", "b@example.org", "<m@x>", data))
+    [received] = smtp_sink.files()
+    assert received.read_bytes() == data.replace(b"bare\n", b"bare\r\n") + b"\r\n"
+
+
+def test_wire_data_stuffs_dots_and_ends_the_data() -> None:
+    assert wire_data(b".a\r\nb\r\n.c\r\n") == b"..a\r\nb\r\n..c\r\n.\r\n"
+    assert wire_data(b"a\nb") == b"a\r\nb\r\n.\r\n"
+
+
+@pytest.mark.parametrize("recipient", ["rëader@example.org", "a@example.org\r\nDATA"])
+def test_an_address_that_cannot_be_sent_is_a_permanent_refusal(
+    smtp_sink: SmtpSink, recipient: str
+) -> None:
+    with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
+        connection.send(message("first@example.org"))
+        with pytest.raises(SendError) as error:
+            connection.send(OutgoingMessage("a@example.org", recipient, "<m@x>", b"x\r\n"))
+        # The session is as it was: the next reader's message goes through.
+        connection.send(message("next@example.org"))
+    assert error.value.permanent and error.value.code is None
+    assert [m["To"] for m in smtp_sink.messages()] == ["first@example.org", "next@example.org"]
