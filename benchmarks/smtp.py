@@ -39,7 +39,7 @@ from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
 from digest.mail.sink import free_port
 from digest.mail.smtp import SmtpConfig, SmtpSender
-from tests.processes import wait_for
+from digest.processes import wait_for
 
 TOOLS = ("smtp-sink", "smtp-source")
 SBIN = Path("/usr/sbin")
