@@ -18,6 +18,7 @@ from pathlib import Path
 
 # The virtual environment running the tests holds the `digest` and `celery` scripts.
 VENV_BIN = Path(sys.executable).parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass

@@ -26,13 +26,11 @@ import yaml
 from sqlalchemy import create_engine, inspect
 
 from digest.mail.sink import SmtpSink, free_port
-from tests.conftest import PROJECT_ROOT, empty_redis_database, fresh_postgres_database
-from tests.processes import VENV_BIN, Process, start_process, stop_all, wait_for
+from tests.processes import PROJECT_ROOT, VENV_BIN, Process, start_process, stop_all, wait_for
+from tests.services import RedisDatabase, empty_redis_database, fresh_postgres_database
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 DOCKERFILE = PROJECT_ROOT / "Dockerfile"
-# Not 0 (a developer's stack) and not the worker test's database.
-BROKER_DB = 11
 TEST_SECRET = "compose-test-secret-key"
 # Variables that `docker compose` interpolates from the shell / an .env file.
 COMPOSE_VARIABLES = {"DIGEST_SECRET_KEY": TEST_SECRET}
@@ -255,7 +253,7 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
-    with empty_redis_database(BROKER_DB) as url:
+    with empty_redis_database(RedisDatabase.COMPOSE_BROKER) as url:
         yield url
 
 

@@ -34,8 +34,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from digest.mail.sink import SmtpSink, free_port, html_part
-from tests.conftest import PROJECT_ROOT
-from tests.processes import VENV_BIN, Process, start_process, stop, wait_for
+from tests.processes import PROJECT_ROOT, VENV_BIN, Process, start_process, stop, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
