@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 DIGEST = str(Path(sys.executable).with_name("digest"))
+# A bound, not a wait: the first ranking of the sample loads the embedding model and
+# embeds 188 papers, which took over 120 s with both cores busy.
+TIMEOUT_SECONDS = 240
 
 
 def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -18,5 +21,5 @@ def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=TIMEOUT_SECONDS,
     )
