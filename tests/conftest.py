@@ -4,51 +4,26 @@ Every test that takes ``session`` runs twice, once per backend, inside an outer
 transaction that is rolled back afterwards; code under test may commit (it
 releases a savepoint) without leaking into the next test.
 
-The service tests take a fresh PostgreSQL database and an emptied Redis database
-from the context managers here.
+Code that owns its transactions (the web app, the CLI's processes, the workers)
+gets ``database_url`` instead: a migrated database of the test module's own,
+once per backend, whose rows stay until the module ends.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from digest.db.engine import make_engine, scratch_postgres_database
+from digest.db.engine import make_engine
 from digest.db.migrate import upgrade
 from digest.mail.sink import SmtpSink
-
-POSTGRES_URL = os.environ.get(
-    "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("DIGEST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def fresh_postgres_database(prefix: str = "digest_test") -> AbstractContextManager[str]:
-    """A new, empty PostgreSQL database for this run; dropped afterwards."""
-    return scratch_postgres_database(POSTGRES_URL, prefix)
-
-
-@contextmanager
-def empty_redis_database(db: int) -> Iterator[str]:
-    """The URL of Redis database ``db``, flushed before and after use."""
-    url = f"{REDIS_URL}/{db}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
+from tests.services import fresh_postgres_database
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +42,37 @@ def engine(
         url = request.getfixturevalue("postgres_url")
     engine = make_engine(url)
     upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database for this module alone (a module limits it to one backend
+    with ``pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)``)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('database') / 'digest.db'}"
+        migrate(url)
+        yield url
+        return
+    # Named after the module, to tell whose database a leftover one was.
+    with fresh_postgres_database(f"digest_{request.module.__name__.rsplit('.', 1)[-1]}") as url:
+        migrate(url)
+        yield url
+
+
+def migrate(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def database_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on ``database_url``: what the code under test committed is there."""
+    engine = make_engine(database_url)
     yield engine
     engine.dispose()
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from tests.paths import PROJECT_ROOT
 
-DOCKERFILE = Path(__file__).resolve().parent.parent / "Dockerfile"
+DOCKERFILE = PROJECT_ROOT / "Dockerfile"
 
 
 def instructions(text: str) -> list[str]:

@@ -27,12 +27,11 @@ from sqlalchemy import create_engine, inspect
 
 from digest.mail.sink import SmtpSink, free_port
 from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
-from tests.conftest import PROJECT_ROOT, empty_redis_database, fresh_postgres_database
 from tests.dockerfile import DOCKERFILE, build_and_final_stages, copied_sources, instructions
+from tests.paths import PROJECT_ROOT
+from tests.services import RedisDatabase, empty_redis_database, fresh_postgres_database
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
-# Not 0 (a developer's stack) and not the worker test's database.
-BROKER_DB = 11
 TEST_SECRET = "compose-test-secret-key"
 # Variables that `docker compose` interpolates from the shell / an .env file.
 COMPOSE_VARIABLES = {"DIGEST_SECRET_KEY": TEST_SECRET}
@@ -265,7 +264,7 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
-    with empty_redis_database(BROKER_DB) as url:
+    with empty_redis_database(RedisDatabase.COMPOSE_BROKER) as url:
         yield url
 
 

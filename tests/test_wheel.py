@@ -25,13 +25,12 @@ import pytest
 
 from digest.mail.sink import SmtpSink, free_port, read_eml
 from digest.processes import Process, start_process, stop_all, wait_for
-from tests.conftest import PROJECT_ROOT, empty_redis_database
 from tests.dockerfile import build_and_final_stages, copied_sources
+from tests.paths import PROJECT_ROOT
+from tests.services import RedisDatabase, empty_redis_database
 
 pytestmark = pytest.mark.services
 
-# Not 0 (a developer's stack), nor the worker's or compose tests' databases.
-BROKER_DB = 13
 PACKAGES = ("config", "digest", "workers")
 # What the packages and templates/ hold that the processes read.
 PACKAGE_FILES = {".py", ".toml", ".json", ".mako"}
@@ -272,7 +271,7 @@ def test_a_worker_sends_a_due_digest(
         "subscribers", "add", reader, "--confirmed", "--send-hour", "0", "--timezone", "UTC"
     )
     assert added.returncode == 0, added.stdout + added.stderr
-    with empty_redis_database(BROKER_DB) as broker_url:
+    with empty_redis_database(RedisDatabase.WHEEL_BROKER) as broker_url:
         settings = {"DIGEST_BROKER_URL": broker_url, "DIGEST_SMTP_URL": smtp_sink.url}
         worker = installed.start("worker", "worker", "--pool=solo", "--without-gossip", **settings)
         try:

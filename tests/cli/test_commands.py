@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from digest.mail.sink import free_port
+from tests.cli.commands import run
 
-DIGEST = str(Path(sys.executable).with_name("digest"))
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [DIGEST, *args],
-        env={**os.environ, "DIGEST_ENVIRONMENT": "development", **env},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture

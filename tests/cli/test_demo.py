@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from digest.mail.sink import read_eml
-
-DIGEST = str(Path(sys.executable).with_name("digest"))
+from tests.cli.commands import DIGEST
 
 
 def demo(data_dir: Path) -> subprocess.CompletedProcess[str]:

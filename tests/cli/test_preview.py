@@ -17,7 +17,7 @@ from digest.db.unit_of_work import unit_of_work
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.papers.models import Paper
 from digest.subscriptions.models import Subscriber
-from tests.cli.test_commands import run
+from tests.cli.commands import run
 
 # Lexical ranking only: loading the embedding model costs 5-8 s per process, and
 # embedding the sample ~30 s the first time.

@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from digest.mail.sink import free_port
-from tests.processes import wait_for
+from digest.processes import wait_for
 
 # How long a held DATA waits for the others before the test fails on it.
 HOLD_TIMEOUT = 10.0

@@ -18,7 +18,7 @@ from digest.papers.sources.http import Fetcher
 from digest.papers.sources.huggingface import HuggingFaceSource
 from digest.papers.sources.sample import SampleSource
 from tests.factories import NOW
-from tests.papers.sources.conftest import FakeClock, fixture_bytes
+from tests.papers.sources.recorded import FakeClock, fixture_bytes
 
 
 class BrokenSource:

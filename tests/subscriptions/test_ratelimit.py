@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from digest.subscriptions.ratelimit import RateLimiter
-from tests.conftest import empty_redis_database
+from tests.services import RedisDatabase, empty_redis_database
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -15,7 +15,7 @@ def limiter(request: pytest.FixtureRequest) -> Iterator[RateLimiter]:
     if request.param == "memory":
         yield RateLimiter()
         return
-    with empty_redis_database(9) as url:
+    with empty_redis_database(RedisDatabase.RATE_LIMITS) as url:
         yield RateLimiter(url)
 
 

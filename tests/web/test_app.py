@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -8,60 +7,21 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from config.settings import Settings
-from digest.db.engine import make_engine, make_session_factory
-from digest.db.migrate import upgrade
+from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
 from digest.subscriptions.models import Subscriber, SubscriberStatus
 from digest.subscriptions.tokens import Purpose, Signer
-from digest.web.app import create_app
-from tests.conftest import fresh_postgres_database
 from tests.factories import make_subscriber
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
-        return
-    with fresh_postgres_database("digest_web") as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
-
-
 @pytest.fixture
-def app_settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
-    return make_settings(database_url=database_url)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(app_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(app_settings), follow_redirects=False) as client:
-        yield client
-
-
-@pytest.fixture
-def reader(engine: Engine) -> Subscriber:
-    with unit_of_work(make_session_factory(engine)) as session:
+def reader(database_engine: Engine) -> Subscriber:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         return make_subscriber(session)
 
 
-def status_of(engine: Engine, subscriber_id: int) -> SubscriberStatus:
-    with unit_of_work(make_session_factory(engine)) as session:
+def status_of(database_engine: Engine, subscriber_id: int) -> SubscriberStatus:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         return session.get_one(Subscriber, subscriber_id).status
 
 
@@ -78,28 +38,32 @@ def test_health_reports_the_database(client: TestClient) -> None:
 
 
 def test_opening_the_unsubscribe_link_changes_nothing(
-    client: TestClient, app_settings: Settings, reader: Subscriber, engine: Engine
+    client: TestClient, web_settings: Settings, reader: Subscriber, database_engine: Engine
 ) -> None:
-    response = client.get(f"/unsubscribe/{token_for(app_settings, reader)}")
+    response = client.get(f"/unsubscribe/{token_for(web_settings, reader)}")
     assert response.status_code == 200
     assert reader.email in response.text and "<button" in response.text
-    assert status_of(engine, reader.id) == SubscriberStatus.ACTIVE
+    assert status_of(database_engine, reader.id) == SubscriberStatus.ACTIVE
 
 
 def test_the_unsubscribe_button_unsubscribes(
-    client: TestClient, app_settings: Settings, reader: Subscriber, engine: Engine
+    client: TestClient, web_settings: Settings, reader: Subscriber, database_engine: Engine
 ) -> None:
-    response = client.post(f"/unsubscribe/{token_for(app_settings, reader)}")
+    response = client.post(f"/unsubscribe/{token_for(web_settings, reader)}")
     assert response.status_code == 200
     assert "You are unsubscribed" in response.text
-    assert status_of(engine, reader.id) == SubscriberStatus.UNSUBSCRIBED
+    assert status_of(database_engine, reader.id) == SubscriberStatus.UNSUBSCRIBED
 
 
 @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
 def test_rfc8058_one_click_post_unsubscribes_without_redirect(
-    client: TestClient, app_settings: Settings, reader: Subscriber, engine: Engine, encoding: str
+    client: TestClient,
+    web_settings: Settings,
+    reader: Subscriber,
+    database_engine: Engine,
+    encoding: str,
 ) -> None:
-    url = f"/unsubscribe/{token_for(app_settings, reader)}"
+    url = f"/unsubscribe/{token_for(web_settings, reader)}"
     if encoding == "urlencoded":
         # Exactly what Gmail sends: no cookies, this one form field.
         response = client.post(
@@ -110,7 +74,7 @@ def test_rfc8058_one_click_post_unsubscribes_without_redirect(
     else:
         response = client.post(url, files={"List-Unsubscribe": (None, "One-Click")})
     assert response.status_code == 200
-    assert status_of(engine, reader.id) == SubscriberStatus.UNSUBSCRIBED
+    assert status_of(database_engine, reader.id) == SubscriberStatus.UNSUBSCRIBED
 
 
 @pytest.mark.parametrize(
@@ -124,13 +88,13 @@ def test_a_bad_link_gets_a_clear_page_not_an_error(client: TestClient, token: st
 
 
 def test_revoked_links_stop_working(
-    client: TestClient, app_settings: Settings, reader: Subscriber, engine: Engine
+    client: TestClient, web_settings: Settings, reader: Subscriber, database_engine: Engine
 ) -> None:
-    old = token_for(app_settings, reader)
-    with unit_of_work(make_session_factory(engine)) as session:
+    old = token_for(web_settings, reader)
+    with unit_of_work(make_session_factory(database_engine)) as session:
         session.get_one(Subscriber, reader.id).token_version += 1
     assert client.post(f"/unsubscribe/{old}").status_code == 400
-    assert status_of(engine, reader.id) == SubscriberStatus.ACTIVE
+    assert status_of(database_engine, reader.id) == SubscriberStatus.ACTIVE
 
 
 def test_pages_forbid_framing_and_foreign_content(client: TestClient) -> None:
@@ -139,5 +103,5 @@ def test_pages_forbid_framing_and_foreign_content(client: TestClient) -> None:
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
-def test_web_templates_exist(app_settings: Settings) -> None:
-    assert (Path(app_settings.templates_dir) / "web" / "unsubscribe.html").exists()
+def test_web_templates_exist(web_settings: Settings) -> None:
+    assert (Path(web_settings.templates_dir) / "web" / "unsubscribe.html").exists()

@@ -35,7 +35,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from digest.mail.sink import SmtpSink, free_port, html_part
 from digest.processes import VENV_BIN, Process, start_process, stop, wait_for
-from tests.conftest import PROJECT_ROOT
+from tests.paths import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -31,22 +31,14 @@ from digest.subscriptions.feedback import feedback_of, record_feedback, withdraw
 from digest.subscriptions.models import Feedback, FeedbackKind, Subscriber
 from digest.subscriptions.tokens import Purpose, Signer
 from tests.factories import make_paper
-from tests.web.test_app import database_url, engine  # noqa: F401 - shared fixtures
-from tests.web.test_flows import (  # noqa: F401 - shared fixtures
-    client,
-    csrf,
-    make_reader,
-    preferences_path,
-    unsubscribe_path,
-    web_settings,
-)
+from tests.web.readers import csrf, make_reader, preferences_path, unsubscribe_path
 
 FEEDBACK_URL = re.compile(r"https://digest\.example\.org(/feedback/[\w.-]+\?kind=(?:more|fewer))")
 
 
-def add_paper(engine: Engine, *, upvotes: int | None = None, **fields: Any) -> Paper:  # noqa: F811
+def add_paper(database_engine: Engine, *, upvotes: int | None = None, **fields: Any) -> Paper:
     """A paper, with its upvotes as a source reported them when it first appeared."""
-    with unit_of_work(make_session_factory(engine)) as session:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         paper = make_paper(session, **fields)
         if upvotes is not None:
             session.add(
@@ -65,8 +57,8 @@ def feedback_path(settings: Settings, reader: Subscriber, paper: Paper, kind: st
     return Runtime(settings).links.feedback(reader, paper.id, kind).removeprefix(settings.base_url)
 
 
-def recorded(engine: Engine, reader: Subscriber) -> dict[int, FeedbackKind]:  # noqa: F811
-    with unit_of_work(make_session_factory(engine)) as session:
+def recorded(database_engine: Engine, reader: Subscriber) -> dict[int, FeedbackKind]:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         rows = session.execute(
             select(Feedback.paper_id, Feedback.kind).where(Feedback.subscriber_id == reader.id)
         )
@@ -81,13 +73,13 @@ def form_of(html: str) -> tuple[str, dict[str, str]]:
     return action.group(1), fields
 
 
-def press(client: TestClient, html: str) -> Any:  # noqa: F811
+def press(client: TestClient, html: str) -> Any:
     action, fields = form_of(html)
     return client.post(action, data=fields)
 
 
 def ask(
-    client: TestClient,  # noqa: F811
+    client: TestClient,
     settings: Settings,
     reader: Subscriber,
     paper: Paper,
@@ -104,13 +96,13 @@ def ask(
 
 @pytest.mark.parametrize("kind", ["more", "fewer"])
 def test_opening_a_feedback_link_records_nothing(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
     kind: str,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine, title="Graph networks for weather")
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine, title="Graph networks for weather")
     # Mail scanners follow every link in a message, some more than once.
     for _ in range(2):
         page = client.get(feedback_path(web_settings, reader, paper, kind))
@@ -118,54 +110,57 @@ def test_opening_a_feedback_link_records_nothing(
     assert f"{kind.capitalize()} papers like this?" in page.text
     assert "Graph networks for weather" in page.text and reader.email in page.text
     assert f'<button type="submit">{kind.capitalize()} like this</button>' in page.text
-    assert recorded(engine, reader) == {}
+    assert recorded(database_engine, reader) == {}
 
 
 def test_the_button_records_the_wish_and_the_page_says_so(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine, title="Diffusion for video")
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine, title="Diffusion for video")
 
     done = ask(client, web_settings, reader, paper, "more")
 
     assert done.status_code == 200
     assert "You will see more like this" in done.text and "Diffusion for video" in done.text
     assert "<title>More like this · digest</title>" in done.text
-    assert recorded(engine, reader) == {paper.id: FeedbackKind.MORE}
+    assert recorded(database_engine, reader) == {paper.id: FeedbackKind.MORE}
     # Posting the same wish again keeps one row.
     ask(client, web_settings, reader, paper, "more")
-    assert recorded(engine, reader) == {paper.id: FeedbackKind.MORE}
+    assert recorded(database_engine, reader) == {paper.id: FeedbackKind.MORE}
 
 
 def test_the_other_button_replaces_the_first_choice(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
-    other = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
+    other = add_paper(database_engine)
     ask(client, web_settings, reader, other, "more")
     ask(client, web_settings, reader, paper, "more")
 
     fewer = ask(client, web_settings, reader, paper, "fewer")
 
     assert "You will see fewer like this" in fewer.text
-    assert recorded(engine, reader) == {paper.id: FeedbackKind.FEWER, other.id: FeedbackKind.MORE}
+    assert recorded(database_engine, reader) == {
+        paper.id: FeedbackKind.FEWER,
+        other.id: FeedbackKind.MORE,
+    }
 
 
 def test_undo_withdraws_the_feedback(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     done = ask(client, web_settings, reader, paper, "fewer")
-    assert recorded(engine, reader) == {paper.id: FeedbackKind.FEWER}
+    assert recorded(database_engine, reader) == {paper.id: FeedbackKind.FEWER}
 
     undone = press(client, done.text)  # the page's Undo button
 
@@ -173,36 +168,36 @@ def test_undo_withdraws_the_feedback(
     assert "<title>Feedback withdrawn · digest</title>" in undone.text
     assert "no longer changes your digests" in undone.text
     assert "Undo" not in undone.text
-    assert recorded(engine, reader) == {}
+    assert recorded(database_engine, reader) == {}
     # Undo twice (a second tab) is harmless.
     assert client.post(form_of(done.text)[0], data={"kind": "clear"}).status_code == 200
 
 
 @pytest.mark.parametrize("kind", ["", "MORE", "lots", "clear "])
 def test_a_post_with_an_unknown_choice_changes_nothing(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
     kind: str,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     ask(client, web_settings, reader, paper, "more")
     path = feedback_path(web_settings, reader, paper, "more").split("?")[0]
 
     answer = client.post(path, data={"kind": kind} if kind else {})
 
     assert answer.status_code == 400 and "Unknown choice" in answer.text
-    assert recorded(engine, reader) == {paper.id: FeedbackKind.MORE}
+    assert recorded(database_engine, reader) == {paper.id: FeedbackKind.MORE}
 
 
 def test_an_unknown_kind_in_the_link_shows_the_more_page(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     path = feedback_path(web_settings, reader, paper, "more").split("?")[0]
     page = client.get(f"{path}?kind=<script>")
     assert page.status_code == 200 and "More papers like this?" in page.text
@@ -218,12 +213,12 @@ def assert_invalid(answer: Any) -> None:
 
 
 def test_a_tampered_link_is_refused(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     path, query = feedback_path(web_settings, reader, paper, "more").split("?")
     token = path.rsplit("/", 1)[1]
     # Signed with someone else's key.
@@ -242,44 +237,44 @@ def test_a_tampered_link_is_refused(
     for bad in (forged, edited, "nonsense", no_paper):
         assert_invalid(client.get(f"/feedback/{bad}?{query}"))
         assert_invalid(client.post(f"/feedback/{bad}", data={"kind": "more"}))
-    assert recorded(engine, reader) == {}
+    assert recorded(database_engine, reader) == {}
 
 
 def test_a_link_for_another_purpose_is_refused(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    add_paper(engine)
+    reader = make_reader(database_engine)
+    add_paper(database_engine)
     for path in (unsubscribe_path(web_settings, reader), preferences_path(web_settings, reader)):
         token = path.rsplit("/", 1)[1]
         assert_invalid(client.get(f"/feedback/{token}?kind=more"))
         assert_invalid(client.post(f"/feedback/{token}", data={"kind": "more"}))
-    assert recorded(engine, reader) == {}
+    assert recorded(database_engine, reader) == {}
 
 
 def test_a_feedback_link_opens_nothing_else(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     token = feedback_path(web_settings, reader, paper, "more").split("?")[0].rsplit("/", 1)[1]
     assert_invalid(client.get(f"/preferences/{token}"))
     assert_invalid(client.post(f"/unsubscribe/{token}"))
 
 
 def test_a_link_to_a_deleted_paper_says_the_paper_is_gone(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     path = feedback_path(web_settings, reader, paper, "more")
-    with unit_of_work(make_session_factory(engine)) as session:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         session.delete(session.get_one(Paper, paper.id))
 
     for answer in (client.get(path), client.post(path.split("?")[0], data={"kind": "more"})):
@@ -288,18 +283,18 @@ def test_a_link_to_a_deleted_paper_says_the_paper_is_gone(
         # The subscription itself is fine: the page must not say it was deleted.
         assert "subscription no longer exists" not in answer.text
         assert "/preferences/" in answer.text
-    assert recorded(engine, reader) == {}
+    assert recorded(database_engine, reader) == {}
 
 
 def test_a_link_of_an_erased_subscriber_says_the_subscription_is_gone(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     path = feedback_path(web_settings, reader, paper, "more")
-    with unit_of_work(make_session_factory(engine)) as session:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         session.delete(session.get_one(Subscriber, reader.id))
 
     for answer in (client.get(path), client.post(path.split("?")[0], data={"kind": "more"})):
@@ -307,32 +302,32 @@ def test_a_link_of_an_erased_subscriber_says_the_subscription_is_gone(
 
 
 def test_bumping_the_token_version_revokes_feedback_links(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    paper = add_paper(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
     path = feedback_path(web_settings, reader, paper, "more")
-    with unit_of_work(make_session_factory(engine)) as session:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         session.get_one(Subscriber, reader.id).token_version += 1
 
     assert_invalid(client.get(path))
     assert_invalid(client.post(path.split("?")[0], data={"kind": "more"}))
-    assert recorded(engine, reader) == {}
+    assert recorded(database_engine, reader) == {}
 
 
 # -- personal data -----------------------------------------------------------------
 
 
 def test_download_my_data_lists_the_feedback_and_delete_me_removes_it(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    liked = add_paper(engine, title="Liked paper")
-    disliked = add_paper(engine, title="Disliked paper")
+    reader = make_reader(database_engine)
+    liked = add_paper(database_engine, title="Liked paper")
+    disliked = add_paper(database_engine, title="Disliked paper")
     ask(client, web_settings, reader, liked, "more")
     ask(client, web_settings, reader, disliked, "fewer")
     path = preferences_path(web_settings, reader)
@@ -347,7 +342,7 @@ def test_download_my_data_lists_the_feedback_and_delete_me_removes_it(
 
     deleted = client.post(f"{path}/delete", data={"csrf": csrf(client.get(f"{path}/delete").text)})
     assert deleted.status_code == 200 and "Your data is deleted" in deleted.text
-    with unit_of_work(make_session_factory(engine)) as session:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         left = select(func.count()).where(Feedback.subscriber_id == reader.id)
         assert session.scalar(left) == 0
         # The papers stay: they belong to everyone's digests.
@@ -371,8 +366,8 @@ SendDigest = Callable[[Subscriber, datetime], tuple[list[int], EmailMessage]]
 
 @pytest.fixture
 def send_digest(
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    web_settings: Settings,
+    database_engine: Engine,
     smtp_sink: SmtpSink,
 ) -> SendDigest:
     """Send the reader's digest of ``now`` through the SMTP sink: the papers it holds
@@ -382,7 +377,7 @@ def send_digest(
 
     def send(reader: Subscriber, now: datetime) -> tuple[list[int], EmailMessage]:
         already = len(smtp_sink.messages())
-        with unit_of_work(make_session_factory(engine)) as session:
+        with unit_of_work(make_session_factory(database_engine)) as session:
             delivery = Delivery(
                 subscriber_id=reader.id, edition=now.date().isoformat(), created_at=now
             )
@@ -414,22 +409,22 @@ def feedback_links(message: EmailMessage, part: str) -> list[str]:
 
 
 def test_more_like_this_from_a_digest_changes_the_next_digest(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
     send_digest: SendDigest,
 ) -> None:
-    reader = make_reader(engine, papers_per_digest=2)
-    control = make_reader(engine, papers_per_digest=1)
+    reader = make_reader(database_engine, papers_per_digest=2)
+    control = make_reader(database_engine, papers_per_digest=1)
     graph = add_paper(
-        engine,
+        database_engine,
         title="Graph neural networks for molecules",
         abstract="Message passing graph networks predict molecule properties.",
         first_seen_at=MONDAY - timedelta(hours=3),
         upvotes=5,
     )
     robots = add_paper(
-        engine,
+        database_engine,
         title="Robot arms that learn to grasp",
         abstract="Robot arms learn to grasp cups from demonstrations.",
         first_seen_at=MONDAY - timedelta(hours=3),
@@ -453,17 +448,17 @@ def test_more_like_this_from_a_digest_changes_the_next_digest(
     page = client.get(more_graph)
     assert "Graph neural networks for molecules" in page.text
     assert "You will see more like this" in press(client, page.text).text
-    assert recorded(engine, reader) == {graph.id: FeedbackKind.MORE}
+    assert recorded(database_engine, reader) == {graph.id: FeedbackKind.MORE}
 
     similar = add_paper(
-        engine,
+        database_engine,
         title="Equivariant graph networks for molecule generation",
         abstract="Graph message passing generates molecules.",
         first_seen_at=TUESDAY - timedelta(hours=2),
         upvotes=2,
     )
     popular = add_paper(
-        engine,
+        database_engine,
         title="Large language models write poems",
         abstract="Language models generate rhyming verse.",
         first_seen_at=TUESDAY - timedelta(hours=2),
@@ -480,15 +475,17 @@ def test_more_like_this_from_a_digest_changes_the_next_digest(
 
 
 def test_fewer_like_this_from_a_digest_keeps_the_paper_out_of_the_next_one(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
     send_digest: SendDigest,
 ) -> None:
     later = MONDAY + timedelta(days=30)
-    reader = make_reader(engine, papers_per_digest=1)
-    loud = add_paper(engine, title="Prompt tuning for chat models", first_seen_at=later, upvotes=90)
-    quiet = add_paper(engine, title="Weather forecasting", first_seen_at=later, upvotes=10)
+    reader = make_reader(database_engine, papers_per_digest=1)
+    loud = add_paper(
+        database_engine, title="Prompt tuning for chat models", first_seen_at=later, upvotes=90
+    )
+    quiet = add_paper(database_engine, title="Weather forecasting", first_seen_at=later, upvotes=10)
     ask(client, web_settings, reader, loud, "fewer")
 
     sent, message = send_digest(reader, later + timedelta(hours=1))
@@ -499,29 +496,29 @@ def test_fewer_like_this_from_a_digest_keeps_the_paper_out_of_the_next_one(
 
 
 def test_fewer_like_this_lowers_close_papers_for_a_reader_without_interests(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
     send_digest: SendDigest,
 ) -> None:
     day = MONDAY + timedelta(days=60)
-    reader = make_reader(engine, papers_per_digest=1)
+    reader = make_reader(database_engine, papers_per_digest=1)
     chat = add_paper(
-        engine,
+        database_engine,
         title="Prompt tuning for chat models",
         abstract="Prompt tuning adapts chat models.",
         first_seen_at=day,
         upvotes=90,
     )
     close = add_paper(
-        engine,
+        database_engine,
         title="Prompt tuning for chat assistants",
         abstract="Prompt tuning adapts chat assistants.",
         first_seen_at=day,
         upvotes=80,
     )
     weather = add_paper(
-        engine,
+        database_engine,
         title="Weather forecasting with transformers",
         abstract="Forecasts of rain and wind.",
         first_seen_at=day,
@@ -537,29 +534,31 @@ def test_fewer_like_this_lowers_close_papers_for_a_reader_without_interests(
 
 
 def test_more_like_this_keeps_a_full_digest_for_a_reader_without_interests(
-    client: TestClient,  # noqa: F811
-    web_settings: Settings,  # noqa: F811
-    engine: Engine,  # noqa: F811
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
     send_digest: SendDigest,
 ) -> None:
     day = MONDAY + timedelta(days=90)
-    reader = make_reader(engine, papers_per_digest=3)
+    reader = make_reader(database_engine, papers_per_digest=3)
     liked = add_paper(
-        engine,
+        database_engine,
         title="Graph neural networks for molecules",
         abstract="Message passing graph networks predict molecule properties.",
         first_seen_at=day - timedelta(days=10),
     )
     ask(client, web_settings, reader, liked, "more")
     close = add_paper(
-        engine,
+        database_engine,
         title="Equivariant graph networks for molecule generation",
         abstract="Graph message passing generates molecules.",
         first_seen_at=day,
         upvotes=2,
     )
     others = [
-        add_paper(engine, title=title, abstract=abstract, first_seen_at=day, upvotes=upvotes)
+        add_paper(
+            database_engine, title=title, abstract=abstract, first_seen_at=day, upvotes=upvotes
+        )
         for title, abstract, upvotes in (
             ("Large language models write poems", "Language models rhyme.", 300),
             ("Weather forecasting with transformers", "Forecasts of rain.", 100),
@@ -574,12 +573,12 @@ def test_more_like_this_keeps_a_full_digest_for_a_reader_without_interests(
 
 
 def test_feedback_read_back_in_the_same_unit_of_work_is_the_latest_choice(
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    first = add_paper(engine)
-    second = add_paper(engine)
-    with unit_of_work(make_session_factory(engine)) as session:
+    reader = make_reader(database_engine)
+    first = add_paper(database_engine)
+    second = add_paper(database_engine)
+    with unit_of_work(make_session_factory(database_engine)) as session:
         subscriber = session.get_one(Subscriber, reader.id)
 
         def listed() -> list[tuple[int, FeedbackKind]]:
@@ -601,9 +600,9 @@ def test_feedback_read_back_in_the_same_unit_of_work_is_the_latest_choice(
 # -- two clicks at once (a double click, two tabs) ------------------------------------
 
 
-def wait_until_a_query_waits_for_a_lock(engine: Engine, timeout: float = 10.0) -> None:  # noqa: F811
+def wait_until_a_query_waits_for_a_lock(database_engine: Engine, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    with engine.connect() as watcher:
+    with database_engine.connect() as watcher:
         while time.monotonic() < deadline:
             waiting = watcher.scalar(
                 text(
@@ -628,16 +627,16 @@ def wait_until_a_query_waits_for_a_lock(engine: Engine, timeout: float = 10.0) -
     ids=["more-then-fewer", "fewer-twice", "undo-twice"],
 )
 def test_a_second_click_while_the_first_is_saved_does_not_fail(
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
     first: FeedbackKind | None,
     second: FeedbackKind | None,
     expected: FeedbackKind | None,
 ) -> None:
-    if engine.dialect.name != "postgresql":
+    if database_engine.dialect.name != "postgresql":
         pytest.skip("SQLite runs one writer at a time: the second click waits its turn")
-    reader = make_reader(engine)
-    paper = add_paper(engine)
-    factory = make_session_factory(engine)
+    reader = make_reader(database_engine)
+    paper = add_paper(database_engine)
+    factory = make_session_factory(database_engine)
     if first is None:
         with unit_of_work(factory) as session:
             subscriber = session.get_one(Subscriber, reader.id)
@@ -668,9 +667,9 @@ def test_a_second_click_while_the_first_is_saved_does_not_fail(
         # The second request reads before the first commits, then has to wait for it.
         other = threading.Thread(target=second_click)
         other.start()
-        wait_until_a_query_waits_for_a_lock(engine)
+        wait_until_a_query_waits_for_a_lock(database_engine)
     other.join(timeout=30)
 
     assert not other.is_alive()
     assert errors == []
-    assert recorded(engine, reader) == ({} if expected is None else {paper.id: expected})
+    assert recorded(database_engine, reader) == ({} if expected is None else {paper.id: expected})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -23,40 +23,10 @@ from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
 from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
 from digest.web.app import create_app
-from tests.factories import NOW, make_paper, make_subscriber
-from tests.web.test_app import database_url, engine  # noqa: F401 - shared fixtures
+from tests.factories import NOW, make_paper
+from tests.web.readers import csrf, make_reader, preferences_path, subscriber, unsubscribe_path
 
 URL = re.compile(r"https://digest\.example\.org(/[\w/.-]+)")
-
-
-@pytest.fixture
-def web_settings(
-    make_settings: Callable[..., Settings],
-    database_url: str,  # noqa: F811
-    smtp_sink: SmtpSink,
-) -> Settings:
-    return make_settings(database_url=database_url, smtp_url=smtp_sink.url)
-
-
-@pytest.fixture
-def client(web_settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(web_settings), follow_redirects=False) as client:
-        yield client
-
-
-def subscriber(engine: Engine, email: str) -> Subscriber | None:  # noqa: F811
-    with unit_of_work(make_session_factory(engine)) as session:
-        found = session.scalar(select(Subscriber).where(Subscriber.email == email))
-        if found is not None:
-            session.expunge(found)
-        return found
-
-
-def make_reader(engine: Engine, **fields: Any) -> Subscriber:  # noqa: F811
-    with unit_of_work(make_session_factory(engine)) as session:
-        reader = make_subscriber(session, **fields)
-        session.expunge(reader)
-        return reader
 
 
 def path_in(message: EmailMessage, prefix: str) -> str:
@@ -68,12 +38,6 @@ def path_in(message: EmailMessage, prefix: str) -> str:
     return str(paths[0])
 
 
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "the form carries no CSRF token"
-    return found.group(1)
-
-
 def subscribe(client: TestClient, email: str, **fields: str) -> Any:
     return client.post("/", data={"email": email, "frequency": "daily", **fields})
 
@@ -81,14 +45,14 @@ def subscribe(client: TestClient, email: str, **fields: str) -> Any:
 def test_double_opt_in_from_the_form_to_an_active_subscription(
     client: TestClient,
     smtp_sink: SmtpSink,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
     form = client.get("/")
     assert form.status_code == 200 and 'name="email"' in form.text
 
     answer = subscribe(client, " New.Reader@Example.ORG ", interests="diffusion models")
     assert answer.status_code == 200 and "Check your inbox" in answer.text
-    pending = subscriber(engine, "new.reader@example.org")
+    pending = subscriber(database_engine, "new.reader@example.org")
     assert pending is not None and pending.status == SubscriberStatus.PENDING
     assert pending.interests == "diffusion models"
 
@@ -100,12 +64,12 @@ def test_double_opt_in_from_the_form_to_an_active_subscription(
     # A mail scanner opening the link confirms nothing.
     opened = client.get(link)
     assert opened.status_code == 200 and "<button" in opened.text
-    assert subscriber(engine, "new.reader@example.org").status == SubscriberStatus.PENDING  # type: ignore[union-attr]
+    assert subscriber(database_engine, "new.reader@example.org").status == SubscriberStatus.PENDING  # type: ignore[union-attr]
 
     confirmed = client.post(link)
     assert confirmed.status_code == 200 and "You are subscribed" in confirmed.text
     assert "/preferences/" in confirmed.text
-    active = subscriber(engine, "new.reader@example.org")
+    active = subscriber(database_engine, "new.reader@example.org")
     assert active is not None and active.status == SubscriberStatus.ACTIVE
 
     # Single use: the same link again only says it is done.
@@ -116,9 +80,9 @@ def test_double_opt_in_from_the_form_to_an_active_subscription(
 def test_the_answer_never_tells_whether_an_address_is_subscribed(
     client: TestClient,
     smtp_sink: SmtpSink,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    make_reader(engine, email="known@example.org")
+    make_reader(database_engine, email="known@example.org")
     for_known = subscribe(client, "known@example.org")
     for_new = subscribe(client, "unknown@example.org")
 
@@ -134,11 +98,11 @@ def test_the_answer_never_tells_whether_an_address_is_subscribed(
 def test_a_bot_filling_the_hidden_field_gets_the_same_page_and_nothing_happens(
     client: TestClient,
     smtp_sink: SmtpSink,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
     answer = subscribe(client, "victim@example.org", website="http://spam.example")
     assert answer.status_code == 200 and "Check your inbox" in answer.text
-    assert subscriber(engine, "victim@example.org") is None
+    assert subscriber(database_engine, "victim@example.org") is None
     assert smtp_sink.messages() == []
 
 
@@ -154,7 +118,7 @@ def test_a_bot_filling_the_hidden_field_gets_the_same_page_and_nothing_happens(
 def test_a_bad_form_comes_back_with_a_message_and_what_was_typed(
     client: TestClient,
     smtp_sink: SmtpSink,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
     fields: dict[str, str],
     field: str,
     message: str,
@@ -165,7 +129,7 @@ def test_a_bad_form_comes_back_with_a_message_and_what_was_typed(
     assert 'aria-invalid="true"' in answer.text or field == "frequency"
     if field == "email":
         assert f'value="{fields["email"]}"' in answer.text
-    assert subscriber(engine, "a@example.org") is None
+    assert subscriber(database_engine, "a@example.org") is None
     assert smtp_sink.messages() == []
 
 
@@ -181,7 +145,7 @@ def test_the_form_cannot_bomb_an_inbox(
 
 def test_one_client_cannot_subscribe_without_end(
     make_settings: Callable[..., Settings],
-    database_url: str,  # noqa: F811
+    database_url: str,
     smtp_sink: SmtpSink,
 ) -> None:
     settings = make_settings(
@@ -190,14 +154,6 @@ def test_one_client_cannot_subscribe_without_end(
     with TestClient(create_app(settings)) as client:
         answers = [subscribe(client, f"r{n}@example.org").status_code for n in range(3)]
     assert answers == [200, 200, 429]
-
-
-def preferences_path(settings: Settings, reader: Subscriber) -> str:
-    return Runtime(settings).links.preferences(reader).removeprefix(settings.base_url)
-
-
-def unsubscribe_path(settings: Settings, reader: Subscriber) -> str:
-    return Runtime(settings).links.unsubscribe(reader).https_url.removeprefix(settings.base_url)
 
 
 def one_click(client: TestClient, settings: Settings, reader: Subscriber) -> Any:
@@ -212,9 +168,9 @@ def one_click(client: TestClient, settings: Settings, reader: Subscriber) -> Any
 def test_preferences_are_shown_changed_and_kept(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine, interests="graph neural networks")
+    reader = make_reader(database_engine, interests="graph neural networks")
     path = preferences_path(web_settings, reader)
     shown = client.get(path)
     assert shown.status_code == 200 and "graph neural networks" in shown.text
@@ -235,7 +191,7 @@ def test_preferences_are_shown_changed_and_kept(
         },
     )
     assert saved.status_code == 200 and "Your preferences are saved" in saved.text
-    stored = subscriber(engine, reader.email)
+    stored = subscriber(database_engine, reader.email)
     assert stored is not None
     assert stored.interests == "efficient inference on phones"
     assert stored.followed_authors == ["Yann LeCun", "Hinton, Geoffrey"]
@@ -248,9 +204,9 @@ def test_preferences_are_shown_changed_and_kept(
 def test_invalid_preferences_change_nothing_and_say_what_is_wrong(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine, interests="robotics")
+    reader = make_reader(database_engine, interests="robotics")
     path = preferences_path(web_settings, reader)
     answer = client.post(
         path,
@@ -271,20 +227,20 @@ def test_invalid_preferences_change_nothing_and_say_what_is_wrong(
     # What was typed comes back, escaped.
     assert "&lt;script&gt;alert(1)&lt;/script&gt; new interests" in answer.text
     assert "<script>alert" not in answer.text
-    assert subscriber(engine, reader.email).interests == "robotics"  # type: ignore[union-attr]
+    assert subscriber(database_engine, reader.email).interests == "robotics"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("forged", ["", "nonsense", "other-reader"])
 def test_a_preferences_change_without_the_pages_own_form_token_is_refused(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
     forged: str,
 ) -> None:
-    reader = make_reader(engine, interests="robotics")
+    reader = make_reader(database_engine, interests="robotics")
     token = forged
     if forged == "other-reader":
-        other = make_reader(engine)
+        other = make_reader(database_engine)
         token = csrf(client.get(preferences_path(web_settings, other)).text)
     answer = client.post(
         preferences_path(web_settings, reader),
@@ -292,37 +248,37 @@ def test_a_preferences_change_without_the_pages_own_form_token_is_refused(
               "weekly_day": "0", "timezone": "UTC", "papers_per_digest": "5"},
     )  # fmt: skip
     assert answer.status_code == 400
-    assert subscriber(engine, reader.email).interests == "robotics"  # type: ignore[union-attr]
+    assert subscriber(database_engine, reader.email).interests == "robotics"  # type: ignore[union-attr]
 
 
 def test_pause_and_resume(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
+    reader = make_reader(database_engine)
     path = preferences_path(web_settings, reader)
     paused = client.post(f"{path}/pause", data={"csrf": csrf(client.get(path).text), "paused": "1"})
     assert "Digests are paused" in paused.text
-    assert subscriber(engine, reader.email).status == SubscriberStatus.PAUSED  # type: ignore[union-attr]
+    assert subscriber(database_engine, reader.email).status == SubscriberStatus.PAUSED  # type: ignore[union-attr]
     resumed = client.post(f"{path}/pause", data={"csrf": csrf(paused.text), "paused": "0"})
     assert "Digests are back on" in resumed.text
-    assert subscriber(engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+    assert subscriber(database_engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
 
 
 def test_a_new_address_takes_over_only_once_confirmed_from_that_address(
     client: TestClient,
     web_settings: Settings,
     smtp_sink: SmtpSink,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine, email="old@example.org")
+    reader = make_reader(database_engine, email="old@example.org")
     path = preferences_path(web_settings, reader)
     asked = client.post(
         f"{path}/email", data={"csrf": csrf(client.get(path).text), "new_email": "New@Example.org"}
     )
     assert "We sent a confirmation link to new@example.org" in asked.text
-    assert subscriber(engine, "old@example.org") is not None
+    assert subscriber(database_engine, "old@example.org") is not None
 
     (confirmation,) = smtp_sink.messages()
     assert confirmation["To"] == "new@example.org"
@@ -330,8 +286,8 @@ def test_a_new_address_takes_over_only_once_confirmed_from_that_address(
     assert "new@example.org" in client.get(link).text
     done = client.post(link)
     assert done.status_code == 200 and "Your digests now go to new@example.org" in done.text
-    assert subscriber(engine, "old@example.org") is None
-    assert subscriber(engine, "new@example.org") is not None
+    assert subscriber(database_engine, "old@example.org") is None
+    assert subscriber(database_engine, "new@example.org") is not None
     assert client.post(link).status_code == 400  # used up
 
 
@@ -339,10 +295,10 @@ def test_changing_to_a_subscribed_address_sends_nothing_and_reveals_nothing(
     client: TestClient,
     web_settings: Settings,
     smtp_sink: SmtpSink,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    make_reader(engine, email="taken@example.org")
+    reader = make_reader(database_engine)
+    make_reader(database_engine, email="taken@example.org")
     path = preferences_path(web_settings, reader)
     asked = client.post(
         f"{path}/email",
@@ -355,10 +311,10 @@ def test_changing_to_a_subscribed_address_sends_nothing_and_reveals_nothing(
 def test_download_my_data_and_delete_me(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine, interests="protein folding")
-    with unit_of_work(make_session_factory(engine)) as session:
+    reader = make_reader(database_engine, interests="protein folding")
+    with unit_of_work(make_session_factory(database_engine)) as session:
         session.add(Delivery(subscriber_id=reader.id, edition="2026-11-21", created_at=NOW))
     path = preferences_path(web_settings, reader)
 
@@ -371,11 +327,11 @@ def test_download_my_data_and_delete_me(
     assert [d["edition"] for d in data["digests"]] == ["2026-11-21"]
 
     confirm_page = client.get(f"{path}/delete")
-    assert confirm_page.status_code == 200 and subscriber(engine, reader.email) is not None
+    assert confirm_page.status_code == 200 and subscriber(database_engine, reader.email) is not None
     deleted = client.post(f"{path}/delete", data={"csrf": csrf(confirm_page.text)})
     assert deleted.status_code == 200 and "Your data is deleted" in deleted.text
-    assert subscriber(engine, reader.email) is None
-    with unit_of_work(make_session_factory(engine)) as session:
+    assert subscriber(database_engine, reader.email) is None
+    with unit_of_work(make_session_factory(database_engine)) as session:
         left = select(func.count()).where(Delivery.subscriber_id == reader.id)
         assert session.scalar(left) == 0
     # Every old link now says the subscription is gone, without an error page.
@@ -387,9 +343,9 @@ def test_download_my_data_and_delete_me(
 def test_unsubscribed_by_mistake_resubscribes_from_the_same_page(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
+    reader = make_reader(database_engine)
     path = unsubscribe_path(web_settings, reader)
     page = client.get(path)
     assert "/preferences/" in page.text  # the softer option is offered
@@ -397,15 +353,15 @@ def test_unsubscribed_by_mistake_resubscribes_from_the_same_page(
     assert "You are unsubscribed" in done.text
     back = client.post(f"{path}/resubscribe", data={"csrf": csrf(done.text)})
     assert back.status_code == 200 and "Welcome back" in back.text
-    assert subscriber(engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+    assert subscriber(database_engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
 
 
 def test_a_link_for_one_purpose_does_not_open_another(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
+    reader = make_reader(database_engine)
     token = preferences_path(web_settings, reader).rsplit("/", 1)[1]
     for response in (
         client.post(f"/unsubscribe/{token}"),
@@ -413,17 +369,17 @@ def test_a_link_for_one_purpose_does_not_open_another(
         client.post(f"/confirm-email/{token}"),
     ):
         assert response.status_code == 400 and "We could not use this link" in response.text
-    assert subscriber(engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+    assert subscriber(database_engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
 
 
 def test_a_digest_already_queued_is_not_sent_after_a_one_click_unsubscribe(
     client: TestClient,
     web_settings: Settings,
     smtp_sink: SmtpSink,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
-    with unit_of_work(make_session_factory(engine)) as session:
+    reader = make_reader(database_engine)
+    with unit_of_work(make_session_factory(database_engine)) as session:
         make_paper(session, first_seen_at=NOW, upvotes=10)
         queued = Delivery(subscriber_id=reader.id, edition="2026-11-21", created_at=NOW)
         session.add(queued)
@@ -451,20 +407,20 @@ def test_an_unknown_page_is_a_page_too(client: TestClient) -> None:
 def test_one_click_twice_keeps_the_first_time_and_a_revoked_or_erased_link_says_why(
     client: TestClient,
     web_settings: Settings,
-    engine: Engine,  # noqa: F811
+    database_engine: Engine,
 ) -> None:
-    reader = make_reader(engine)
+    reader = make_reader(database_engine)
     assert one_click(client, web_settings, reader).status_code == 200
-    first = subscriber(engine, reader.email)
+    first = subscriber(database_engine, reader.email)
     assert first is not None and first.unsubscribed_at is not None
     assert one_click(client, web_settings, reader).status_code == 200
-    assert subscriber(engine, reader.email).unsubscribed_at == first.unsubscribed_at  # type: ignore[union-attr]
+    assert subscriber(database_engine, reader.email).unsubscribed_at == first.unsubscribed_at  # type: ignore[union-attr]
 
-    revoked = make_reader(engine)
-    erased = make_reader(engine)
-    with unit_of_work(make_session_factory(engine)) as session:
+    revoked = make_reader(database_engine)
+    erased = make_reader(database_engine)
+    with unit_of_work(make_session_factory(database_engine)) as session:
         session.get_one(Subscriber, revoked.id).token_version += 1
         session.delete(session.get_one(Subscriber, erased.id))
     assert one_click(client, web_settings, revoked).status_code == 400
-    assert subscriber(engine, revoked.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+    assert subscriber(database_engine, revoked.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
     assert one_click(client, web_settings, erased).status_code == 404

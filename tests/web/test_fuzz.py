@@ -46,14 +46,16 @@ def fuzz_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings_
 
 
+# Module-scoped (hypothesis runs every example in one test call), on SQLite alone, and
+# without the subscribe limit: not the conftest's `client`.
 @pytest.fixture(scope="module")
-def client(fuzz_settings: Settings) -> Iterator[TestClient]:
+def fuzz_client(fuzz_settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(fuzz_settings)) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def preferences(fuzz_settings: Settings, client: TestClient) -> tuple[str, str]:
+def preferences(fuzz_settings: Settings, fuzz_client: TestClient) -> tuple[str, str]:
     """A reader's preferences path and a valid form token for it."""
     engine = make_engine(fuzz_settings.resolved_database_url)
     with unit_of_work(make_session_factory(engine)) as session:
@@ -61,7 +63,7 @@ def preferences(fuzz_settings: Settings, client: TestClient) -> tuple[str, str]:
         url = Runtime(fuzz_settings).links.preferences(reader)
     engine.dispose()
     path = url.removeprefix(fuzz_settings.base_url)
-    page = client.get(path).text
+    page = fuzz_client.get(path).text
     token = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
     return path, token
 
@@ -69,9 +71,9 @@ def preferences(fuzz_settings: Settings, client: TestClient) -> tuple[str, str]:
 @FUZZ
 @given(email=TEXT, interests=TEXT, frequency=TEXT, website=st.sampled_from(["", "x"]))
 def test_the_subscribe_form_never_fails(
-    client: TestClient, email: str, interests: str, frequency: str, website: str
+    fuzz_client: TestClient, email: str, interests: str, frequency: str, website: str
 ) -> None:
-    answer = client.post(
+    answer = fuzz_client.post(
         "/",
         data={"email": email, "interests": interests, "frequency": frequency, "website": website},
     )
@@ -81,22 +83,22 @@ def test_the_subscribe_form_never_fails(
 @FUZZ
 @given(st.fixed_dictionaries({name: TEXT for name in PREFERENCE_FIELDS}))
 def test_the_preferences_form_never_fails(
-    client: TestClient, preferences: tuple[str, str], fields: dict[str, str]
+    fuzz_client: TestClient, preferences: tuple[str, str], fields: dict[str, str]
 ) -> None:
     path, token = preferences
-    answer = client.post(path, data={**fields, "csrf": token})
+    answer = fuzz_client.post(path, data={**fields, "csrf": token})
     assert answer.status_code in (200, 400), answer.text[:500]
 
 
 @FUZZ
 @given(token=TEXT, path=st.sampled_from(["unsubscribe", "preferences", "confirm", "confirm-email"]))
-def test_any_token_gets_a_page(client: TestClient, token: str, path: str) -> None:
+def test_any_token_gets_a_page(fuzz_client: TestClient, token: str, path: str) -> None:
     url = f"/{path}/{quote(token, safe='')}"
-    for answer in (client.get(url), client.post(url)):
+    for answer in (fuzz_client.get(url), fuzz_client.post(url)):
         assert answer.status_code in (400, 404, 405), answer.text[:500]
 
 
-def test_the_json_parts_are_described_by_an_openapi_schema(client: TestClient) -> None:
-    schema = client.get("/openapi.json").json()
+def test_the_json_parts_are_described_by_an_openapi_schema(fuzz_client: TestClient) -> None:
+    schema = fuzz_client.get("/openapi.json").json()
     assert "/health" in schema["paths"]
     assert "/preferences/{token}/data.json" in schema["paths"]

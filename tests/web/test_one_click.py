@@ -4,9 +4,7 @@ front of the app's routes (digest.web.one_click), against the real server."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,64 +13,31 @@ from sqlalchemy import Engine
 from starlette.types import Message, Receive, Scope, Send
 
 from config.settings import Settings
-from digest.db.engine import make_engine, make_session_factory
-from digest.db.migrate import upgrade
+from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
 from digest.subscriptions.models import Subscriber, SubscriberStatus
 from digest.subscriptions.subscribers import unsubscribe_by_link_async
 from digest.subscriptions.tokens import Purpose, Signer
-from digest.web.app import create_app
 from digest.web.one_click import OneClickShortcut, OneClickUnsubscriber
 from digest.web.security_headers import SECURITY_HEADERS
-from tests.conftest import fresh_postgres_database
-from tests.factories import NOW, make_subscriber
+from tests.factories import NOW
+from tests.web.readers import make_reader
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    with fresh_postgres_database("digest_one_click") as url:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
+# The shortcut runs on PostgreSQL only (SQLite keeps the route's thread-pool path).
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
-    return make_settings(database_url=database_url)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), follow_redirects=False) as client:
-        yield client
-
-
-def reader(engine: Engine, **fields: Any) -> Subscriber:
-    with unit_of_work(make_session_factory(engine)) as session:
-        subscriber = make_subscriber(session, **fields)
-        session.expunge(subscriber)
-        return subscriber
-
-
-def stored(engine: Engine, subscriber_id: int) -> Subscriber:
-    with unit_of_work(make_session_factory(engine)) as session:
+def stored(database_engine: Engine, subscriber_id: int) -> Subscriber:
+    with unit_of_work(make_session_factory(database_engine)) as session:
         subscriber = session.get_one(Subscriber, subscriber_id)
         session.expunge(subscriber)
         return subscriber
 
 
-def link(settings: Settings, subscriber: Subscriber) -> str:
-    token = Signer(settings.secret_key).sign(
+def link(web_settings: Settings, subscriber: Subscriber) -> str:
+    token = Signer(web_settings.secret_key).sign(
         Purpose.UNSUBSCRIBE, subscriber_id=subscriber.id, version=subscriber.token_version
     )
     return f"/unsubscribe/{token}"
@@ -85,11 +50,11 @@ def one_click_requests(client: TestClient) -> int:
 
 
 def test_the_async_update_unsubscribes_only_the_holder_of_the_link_and_keeps_the_first_time(
-    engine: Engine, database_url: str
+    database_engine: Engine, database_url: str
 ) -> None:
-    holder = reader(engine)
-    other = reader(engine)
-    _, options = engine.dialect.create_connect_args(engine.url)
+    holder = make_reader(database_engine)
+    other = make_reader(database_engine)
+    _, options = database_engine.dialect.create_connect_args(database_engine.url)
     options.pop("context", None)
 
     async def unsubscribe(version: int, when: timedelta) -> bool:
@@ -97,23 +62,23 @@ def test_the_async_update_unsubscribes_only_the_holder_of_the_link_and_keeps_the
             return await unsubscribe_by_link_async(connection, holder.id, version, now=NOW + when)
 
     assert not asyncio.run(unsubscribe(holder.token_version + 1, timedelta(0)))
-    assert stored(engine, holder.id).status == SubscriberStatus.ACTIVE
+    assert stored(database_engine, holder.id).status == SubscriberStatus.ACTIVE
 
     assert asyncio.run(unsubscribe(holder.token_version, timedelta(0)))
     assert asyncio.run(unsubscribe(holder.token_version, timedelta(hours=1)))
-    after = stored(engine, holder.id)
+    after = stored(database_engine, holder.id)
     assert after.status == SubscriberStatus.UNSUBSCRIBED
     assert after.unsubscribed_at == NOW
-    assert stored(engine, other.id).status == SubscriberStatus.ACTIVE
+    assert stored(database_engine, other.id).status == SubscriberStatus.ACTIVE
 
 
 def test_a_one_click_post_is_answered_by_the_shortcut_and_unsubscribes(
-    client: TestClient, settings: Settings, engine: Engine
+    client: TestClient, web_settings: Settings, database_engine: Engine
 ) -> None:
-    subscriber = reader(engine)
+    subscriber = make_reader(database_engine)
     before = one_click_requests(client)
     response = client.post(
-        link(settings, subscriber), content=b"List-Unsubscribe=One-Click", headers=FORM
+        link(web_settings, subscriber), content=b"List-Unsubscribe=One-Click", headers=FORM
     )
     assert response.status_code == 200
     assert response.text == "You have been unsubscribed."
@@ -121,36 +86,36 @@ def test_a_one_click_post_is_answered_by_the_shortcut_and_unsubscribes(
     for name, value in SECURITY_HEADERS.items():
         assert response.headers[name] == value
     assert one_click_requests(client) == before + 1
-    assert stored(engine, subscriber.id).status == SubscriberStatus.UNSUBSCRIBED
+    assert stored(database_engine, subscriber.id).status == SubscriberStatus.UNSUBSCRIBED
 
 
 def test_a_one_click_with_a_tampered_link_still_gets_the_page_that_says_why(
-    client: TestClient, settings: Settings, engine: Engine
+    client: TestClient, web_settings: Settings, database_engine: Engine
 ) -> None:
-    subscriber = reader(engine)
+    subscriber = make_reader(database_engine)
     response = client.post(
-        link(settings, subscriber) + "x", content=b"List-Unsubscribe=One-Click", headers=FORM
+        link(web_settings, subscriber) + "x", content=b"List-Unsubscribe=One-Click", headers=FORM
     )
     assert response.status_code == 400
     assert "We could not use this link" in response.text
     assert response.headers["X-Frame-Options"] == "DENY"
-    assert stored(engine, subscriber.id).status == SubscriberStatus.ACTIVE
+    assert stored(database_engine, subscriber.id).status == SubscriberStatus.ACTIVE
 
 
 def test_a_one_click_of_a_revoked_link_goes_on_to_the_app(
-    client: TestClient, settings: Settings, engine: Engine
+    client: TestClient, web_settings: Settings, database_engine: Engine
 ) -> None:
-    revoked = reader(engine)
-    old_link = link(settings, revoked)
-    with unit_of_work(make_session_factory(engine)) as session:
+    revoked = make_reader(database_engine)
+    old_link = link(web_settings, revoked)
+    with unit_of_work(make_session_factory(database_engine)) as session:
         session.get_one(Subscriber, revoked.id).token_version += 1
     response = client.post(old_link, content=b"List-Unsubscribe=One-Click", headers=FORM)
     assert response.status_code == 400
     assert "We could not use this link" in response.text
-    assert stored(engine, revoked.id).status == SubscriberStatus.ACTIVE
+    assert stored(database_engine, revoked.id).status == SubscriberStatus.ACTIVE
 
 
-def test_a_body_read_in_part_by_the_shortcut_reaches_the_app_whole(engine: Engine) -> None:
+def test_a_body_read_in_part_by_the_shortcut_reaches_the_app_whole(database_engine: Engine) -> None:
     # The one-click field first, then more: the shortcut reads past the one-click
     # body, gives up, and the app must still receive every chunk.
     chunks = [b"List-Unsubscribe=One-Click", b"&padding=" + b"x" * 10_000, b"&last=1"]
@@ -178,7 +143,7 @@ def test_a_body_read_in_part_by_the_shortcut_reaches_the_app_whole(engine: Engin
     shortcut = OneClickShortcut(
         app,
         # Never opened: the shortcut must not reach the database for this body.
-        unsubscriber=OneClickUnsubscriber(engine, connections=1),
+        unsubscriber=OneClickUnsubscriber(database_engine, connections=1),
         signer=Signer("test-secret-key"),
     )
     scope: Scope = {
@@ -193,12 +158,12 @@ def test_a_body_read_in_part_by_the_shortcut_reaches_the_app_whole(engine: Engin
 
 
 def test_the_unsubscribe_button_is_not_a_one_click(
-    client: TestClient, settings: Settings, engine: Engine
+    client: TestClient, web_settings: Settings, database_engine: Engine
 ) -> None:
-    subscriber = reader(engine)
+    subscriber = make_reader(database_engine)
     before = one_click_requests(client)
-    response = client.post(link(settings, subscriber), data={"csrf": "from the page"})
+    response = client.post(link(web_settings, subscriber), data={"csrf": "from the page"})
     assert response.status_code == 200
     assert "You are unsubscribed" in response.text
     assert one_click_requests(client) == before
-    assert stored(engine, subscriber.id).status == SubscriberStatus.UNSUBSCRIBED
+    assert stored(database_engine, subscriber.id).status == SubscriberStatus.UNSUBSCRIBED

@@ -12,7 +12,7 @@ import pytest
 from digest.papers.sources import Item, Note, PaperRecord, SkippedEntry, SourceError
 from digest.papers.sources.arxiv_api import ArxivApiSource
 from digest.papers.sources.http import HttpStatusError
-from tests.papers.sources.conftest import Recorded, fixture_bytes
+from tests.papers.sources.recorded import Recorded, fixture_bytes
 
 Serve = Callable[..., Recorded]
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -16,7 +16,7 @@ from digest.papers.sources.arxiv_rss import (
     parse_arxiv_rss,
     split_authors,
 )
-from tests.papers.sources.conftest import Recorded, fixture_bytes
+from tests.papers.sources.recorded import Recorded, fixture_bytes
 
 COMBINED = "arxiv_rss/arxiv_rss_20-archives-combined_1504items_2024-11-28.xml.gz"
 CS_AI = "arxiv_rss/arxiv_rss_cs.AI_TRIMMED-3items-reserialized_2026-04-27.xml"

@@ -17,7 +17,7 @@ import pytest
 from digest.papers.sources import Item, Note, PaperRecord, SkippedEntry, SourceError
 from digest.papers.sources.feed import FeedMapping, FeedSource
 from digest.papers.sources.http import Fetcher
-from tests.papers.sources.conftest import FIXTURES, Recorded, fixture_bytes
+from tests.papers.sources.recorded import FIXTURES, Recorded, fixture_bytes
 
 Serve = Callable[..., Recorded]
 T = TypeVar("T")

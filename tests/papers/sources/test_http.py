@@ -13,7 +13,7 @@ import pytest
 
 from digest.papers.sources import SourceError
 from digest.papers.sources.http import USER_AGENT, HttpStatusError
-from tests.papers.sources.conftest import Recorded
+from tests.papers.sources.recorded import Recorded
 
 URL = "https://feeds.example.org/papers.xml"
 

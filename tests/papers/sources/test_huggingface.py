@@ -13,7 +13,7 @@ import pytest
 
 from digest.papers.sources import Item, Note, PaperRecord, SkippedEntry, SourceError
 from digest.papers.sources.huggingface import HuggingFaceSource
-from tests.papers.sources.conftest import Recorded, fixture_bytes
+from tests.papers.sources.recorded import Recorded, fixture_bytes
 
 Serve = Callable[..., Recorded]
 
