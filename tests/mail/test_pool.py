@@ -13,7 +13,7 @@ from digest.mail.outgoing import OutgoingMessage
 from digest.mail.pool import SendPool, SendResult
 from digest.mail.sender import SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
-from tests.mail.conftest import ScriptedServer
+from tests.mail.scripted import ScriptedServer
 
 
 def message(recipient: str) -> OutgoingMessage:
