@@ -1,19 +1,25 @@
-"""Per-reader cost of composing a digest (render + MIME build), premailer excluded.
+"""Per-reader cost of composing a digest into wire bytes, the fast path against the reference.
 
     .venv/bin/python benchmarks/render.py [READERS]
 
-Prints messages per second for composing READERS digests from the shipped sample
-papers, and how many times premailer ran (it should be once per HTML template).
+Composes READERS digests of 5 papers (from the shipped sample papers) with
+``DigestComposer.compose`` (prepared skeletons, MIME written as bytes), and a tenth as
+many with ``DigestComposer.reference`` (Jinja per reader, an ``EmailMessage``, flattened
+with ``as_bytes``), in the same run, and prints each one's cost per reader, their ratio
+and how many times premailer ran (once per HTML template).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import islice
 
 from config.settings import Settings
+from digest.delivery.compose import DigestComposer
+from digest.mail.message import WIRE_POLICY
 from digest.mail.rendering import premailer_runs
 from digest.papers.models import Paper
 from digest.papers.sources.sample import SampleSource
@@ -21,11 +27,11 @@ from digest.ranking.picks import Pick
 from digest.runtime import Runtime
 from digest.subscriptions.models import Subscriber
 
+PAPERS_PER_DIGEST = 5
 
-def main(readers: int) -> None:
-    settings = Settings.from_values(secret_key="benchmark")
-    composer = Runtime(settings).composer
-    papers = [
+
+def sample_papers() -> list[Paper]:
+    return [
         Paper(
             id=n,
             canonical_id=r.canonical_id,
@@ -38,28 +44,65 @@ def main(readers: int) -> None:
         )
         for n, r in enumerate(islice(SampleSource().fetch(), 50), start=1)
     ]
-    now = datetime.now(UTC)
-    start = time.perf_counter()
+
+
+def reader(n: int, papers: list[Paper]) -> tuple[Subscriber, list[Pick]]:
+    subscriber = Subscriber(
+        id=n + 1,
+        email=f"reader{n}@example.org",
+        interests="diffusion",
+        token_version=1,
+        frequency="daily",
+    )
+    picks = [
+        Pick(paper=papers[(n + k) % len(papers)], reason="matches: diffusion", upvotes=3)
+        for k in range(PAPERS_PER_DIGEST)
+    ]
+    return subscriber, picks
+
+
+def measure(
+    readers: int, papers: list[Paper], wire_bytes: Callable[[Subscriber, list[Pick]], bytes]
+) -> tuple[float, float]:
+    """Seconds per reader and average message size in bytes."""
+    inputs = [reader(n, papers) for n in range(readers)]
     size = 0
-    for n in range(readers):
-        subscriber = Subscriber(
-            id=n + 1,
-            email=f"reader{n}@example.org",
-            interests="diffusion",
-            token_version=1,
-            frequency="daily",
-        )
-        picks = [
-            Pick(paper=papers[(n + k) % len(papers)], reason="matches: diffusion", upvotes=3)
-            for k in range(5)
-        ]
-        composed = composer.compose(subscriber, picks, edition="2026-11-21", now=now)
-        size += len(composed.message.as_bytes())
-    elapsed = time.perf_counter() - start
-    runs = premailer_runs(composer.environment)
+    start = time.perf_counter()
+    for subscriber, picks in inputs:
+        size += len(wire_bytes(subscriber, picks))
+    return (time.perf_counter() - start) / readers, size / readers
+
+
+def main(readers: int) -> None:
+    settings = Settings.from_values(secret_key="benchmark")
+    composer: DigestComposer = Runtime(settings).composer
+    papers = sample_papers()
+    now = datetime.now(UTC)
+
+    def fast(subscriber: Subscriber, picks: list[Pick]) -> bytes:
+        return composer.compose(subscriber, picks, edition="2026-11-21", now=now).outgoing.data
+
+    def reference(subscriber: Subscriber, picks: list[Pick]) -> bytes:
+        message = composer.reference(subscriber, picks, edition="2026-11-21", now=now)
+        return message.as_bytes(policy=WIRE_POLICY)
+
+    # Templates loaded and CSS inlined before timing, as in a running worker.
+    fast(*reader(0, papers))
+    reference(*reader(0, papers))
+    fast_cost, fast_size = measure(readers, papers, fast)
+    reference_readers = max(readers // 10, 20)
+    reference_cost, reference_size = measure(reference_readers, papers, reference)
     print(
-        f"composed {readers} digests in {elapsed:.2f}s: {readers / elapsed:,.0f} messages/s "
-        f"(avg {size / readers / 1024:.1f} KiB), premailer runs: {runs}"
+        f"fast path:      {readers} digests, {fast_cost * 1e6:,.0f} µs per reader "
+        f"({1 / fast_cost:,.0f} messages/s, avg {fast_size / 1024:.1f} KiB)"
+    )
+    print(
+        f"reference path: {reference_readers} digests, {reference_cost * 1e6:,.0f} µs per reader "
+        f"({1 / reference_cost:,.0f} messages/s, avg {reference_size / 1024:.1f} KiB)"
+    )
+    print(
+        f"fast path is {reference_cost / fast_cost:,.0f}x the reference; "
+        f"premailer runs: {premailer_runs(composer.environment)}"
     )
 
 

@@ -18,7 +18,6 @@ from digest.db.dialects import insert_ignoring_conflicts
 from digest.delivery.compose import DigestComposer
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.delivery.schedule import due_subscribers
-from digest.mail.outgoing import outgoing
 from digest.mail.sender import MailConnection, SendError
 from digest.ranking.picks import Ranker
 from digest.subscriptions.models import Subscriber, SubscriberStatus
@@ -113,7 +112,7 @@ def send_delivery(
     composed = composer.compose(subscriber, picks, edition=delivery.edition, now=now)
     delivery.attempts += 1
     try:
-        connection.send(outgoing(composed.message))
+        connection.send(composed.outgoing)
     except SendError as exc:
         delivery.last_error = str(exc)
         if exc.permanent or delivery.attempts >= max_attempts:

@@ -38,13 +38,14 @@ def build_message(
     date: datetime,
     unsubscribe: ListUnsubscribe | None = None,
     list_id: str | None = None,
+    message_id: str | None = None,
 ) -> EmailMessage:
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = from_address
     message["To"] = Address(addr_spec=to)
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(date)
-    message["Message-ID"] = make_msgid(domain=message_domain)
+    message["Message-ID"] = message_id or make_msgid(domain=message_domain)
     if list_id:
         message["List-Id"] = list_id
     if unsubscribe:

@@ -1,6 +1,8 @@
 """The signed links a subscriber gets: unsubscribe, preferences, confirmations.
 
-Every email and the support CLI build them here, so a link kind has one shape.
+Every email and the support CLI build them here, so a link kind has one shape. The
+``*_with(token)`` forms build a link around a token already signed (a digest signs each
+token once and places it in several links).
 """
 
 from __future__ import annotations
@@ -27,23 +29,34 @@ class Links:
         )
 
     def unsubscribe(self, subscriber: Subscriber) -> ListUnsubscribe:
-        token = self.token(Purpose.UNSUBSCRIBE, subscriber)
+        return self.unsubscribe_with(self.token(Purpose.UNSUBSCRIBE, subscriber))
+
+    def unsubscribe_with(self, token: str) -> ListUnsubscribe:
         return ListUnsubscribe(
             https_url=f"{self.base}/unsubscribe/{token}",
             mailto=f"mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{token}",
         )
 
     def preferences(self, subscriber: Subscriber) -> str:
-        return f"{self.base}/preferences/{self.token(Purpose.PREFERENCES, subscriber)}"
+        return self.preferences_with(self.token(Purpose.PREFERENCES, subscriber))
+
+    def preferences_with(self, token: str) -> str:
+        return f"{self.base}/preferences/{token}"
 
     def feedback(self, subscriber: Subscriber, paper_id: int, kind: str) -> str:
         """The "more like this" (kind "more") or "fewer like this" (kind "fewer") page."""
-        token = self.signer.sign(
+        return self.feedback_with(self.feedback_token(subscriber, paper_id), kind)
+
+    def feedback_token(self, subscriber: Subscriber, paper_id: int) -> str:
+        """One token for both feedback pages of a paper: the kind is not signed."""
+        return self.signer.sign(
             Purpose.FEEDBACK,
             subscriber_id=subscriber.id,
             version=subscriber.token_version,
             nonce=paper_id,
         )
+
+    def feedback_with(self, token: str, kind: str) -> str:
         return f"{self.base}/feedback/{token}?kind={kind}"
 
     def confirm(self, subscriber: Subscriber) -> str:

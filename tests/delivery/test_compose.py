@@ -1,24 +1,291 @@
-"""Composing one reader's digest from stored papers."""
+"""Composing one reader's digest: the fast path (prepared skeletons, MIME written as bytes)
+against the reference (every template rendered per reader, an EmailMessage)."""
 
 from __future__ import annotations
 
+import re
+import time
+from datetime import UTC, date, datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
+from itertools import islice
 
+import pytest
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from digest.delivery.compose import DigestComposer, digest_message_id
+from digest.mail.message import WIRE_POLICY
 from digest.papers.models import Paper
 from digest.papers.sources import PaperRecord
+from digest.papers.sources.sample import SampleSource
 from digest.papers.storage import store_papers
 from digest.ranking.picks import Pick
 from digest.runtime import Runtime
+from digest.subscriptions.models import Frequency, Subscriber
 from tests.factories import NOW, make_subscriber
+
+URL = re.compile(r"https?://[^\s\"<>]+|mailto:[^\s\"<>]+")
+
+
+def parse(data: bytes) -> EmailMessage:
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    assert isinstance(message, EmailMessage) and not message.defects
+    return message
 
 
 def body(message: EmailMessage, subtype: str) -> str:
     part = message.get_body(preferencelist=(subtype,))
-    assert part is not None
+    assert part is not None and not part.defects
     return str(part.get_content())
+
+
+@pytest.fixture
+def composer(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> DigestComposer:
+    # Both paths sign their links in the same second: the same tokens.
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.5)
+    return Runtime(settings).composer
+
+
+def sample_papers() -> list[Paper]:
+    papers = [
+        Paper(
+            id=n,
+            canonical_id=record.canonical_id,
+            title=record.title,
+            abstract=record.abstract,
+            links=record.links,
+            authors=[],
+            author_count=record.author_count,
+            published_on=record.published_on,
+            updated_at=NOW,
+        )
+        for n, record in enumerate(islice(SampleSource().fetch(), 50), start=1)
+    ]
+    papers += [
+        Paper(
+            id=101,
+            canonical_id="x:101",
+            title="Ünïcode & <tags> \"quoted\" 'single' — Tëst of a title longer than seventy",
+            abstract="Markup <b>kept</b> & ampersands; “curly” ∑ α β " * 8 + "=3D = at the end ",
+            links={"abs": "https://example.org/a?x=1&y=2", "hf": "https://hf.co/p/1"},
+            authors=["A"],
+            published_on=date(2026, 1, 2),
+            updated_at=NOW,
+        ),
+        Paper(
+            id=102,
+            canonical_id="x:102",
+            title="No abstract, no links, one author",
+            abstract="",
+            links={},
+            authors=[],
+            author_count=1,
+            updated_at=NOW,
+        ),
+        Paper(
+            id=103,
+            canonical_id="x:103",
+            title=r"Scaling $\alpha$-entmax",
+            display_title="Scaling α-entmax to 10⁶ tokens",
+            abstract=r"$\mathcal{O}(n)$",
+            display_abstract="We show 𝒪(n log n) attention with β → 0. " + "word " * 100,
+            links={"hf_search": "https://huggingface.co/papers?q=entmax", "link": "https://x.org"},
+            authors=["A", "B"],
+            published_on=date(2026, 11, 20),
+            updated_at=NOW,
+        ),
+    ]
+    return papers
+
+
+PAPERS = sample_papers()
+BY_ID = {paper.id: paper for paper in PAPERS}
+
+
+def reader(
+    subscriber_id: int,
+    email: str,
+    interests: str = "diffusion",
+    frequency: Frequency = Frequency.DAILY,
+) -> Subscriber:
+    return Subscriber(
+        id=subscriber_id,
+        email=email,
+        interests=interests,
+        frequency=frequency,
+        token_version=1 + subscriber_id % 3,
+        confirm_nonce=1,
+    )
+
+
+CASES = {
+    "one paper": (
+        reader(1, "reader@example.org"),
+        [(PAPERS[0], "matches: diffusion")],
+        "2026-11-21",
+    ),
+    "five, some without a reason": (
+        reader(2, "a.b+c@example.org", "language models, nas"),
+        [(PAPERS[k], "" if k % 2 else "trending") for k in range(5)],
+        "2026-11-21",
+    ),
+    "weekly, no interests, markup in text": (
+        reader(3, "o'brien&co@example.org", "", Frequency.WEEKLY),
+        [(BY_ID[101], "matches: “α & <β>”"), (BY_ID[102], "")],
+        "2026-W47",
+    ),
+    "fifty papers": (
+        reader(4, "fifty@example.org", 'α & <β> "quoted"\r\nsecond line'),
+        [(paper, f"reason {n} & <x>") for n, paper in enumerate(PAPERS[:50])],
+        "2026-11-21",
+    ),
+    "latex and a long first title": (
+        reader(5, "zoë@example.org", "ünïcode"),
+        [(BY_ID[103], ""), (BY_ID[101], "r"), (PAPERS[3], "r")],
+        "2026-11-22",
+    ),
+    "international domain": (
+        reader(6, "leser@bücher.de", "x"),
+        [(BY_ID[102], "only one")],
+        "2026-11-21",
+    ),
+}
+
+
+def compose_both(composer: DigestComposer, case: str) -> tuple[EmailMessage, EmailMessage, bytes]:
+    subscriber, picks, edition = CASES[case]
+    chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
+    now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    fast = composer.compose(subscriber, chosen, edition=edition, now=now).outgoing.data
+    reference = composer.reference(subscriber, chosen, edition=edition, now=now)
+    return parse(fast), parse(reference.as_bytes(policy=WIRE_POLICY)), fast
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c not in ("latex and a long first title", "international domain")]
+)
+def test_the_fast_path_matches_the_reference(composer: DigestComposer, case: str) -> None:
+    fast, reference, _ = compose_both(composer, case)
+
+    assert _headers(fast) == _headers(reference)
+    for subtype in ("plain", "html"):
+        assert body(fast, subtype) == body(reference, subtype)
+        assert URL.findall(body(fast, subtype)) == URL.findall(body(reference, subtype))
+    assert URL.findall(str(fast["List-Unsubscribe"])) == URL.findall(
+        str(reference["List-Unsubscribe"])
+    )
+
+
+def test_a_non_ascii_local_part_goes_out_in_utf8_where_the_reference_refuses(
+    composer: DigestComposer,
+) -> None:
+    subscriber, picks, edition = CASES["latex and a long first title"]
+    chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
+    composed = composer.compose(subscriber, chosen, edition=edition, now=NOW)
+    # The email package cannot write "zoë" in a header; RFC 6532 allows UTF-8 there.
+    with pytest.raises(ValueError):
+        composer.reference(subscriber, chosen, edition=edition, now=NOW)
+    assert composed.outgoing.recipient == "zoë@example.org"
+    assert b"\r\nTo: zo\xc3\xab@example.org\r\n" in composed.outgoing.data
+    message = parse(composed.outgoing.data)
+    assert message["Subject"].startswith("Scaling α-entmax to 10⁶ tokens + 2 more")
+    assert "ünïcode" in body(message, "plain") and "ünïcode" in body(message, "html")
+
+
+def test_an_international_domain_is_written_in_idna_and_all_else_matches(
+    composer: DigestComposer,
+) -> None:
+    fast, reference, data = compose_both(composer, "international domain")
+    # The email package writes the domain as RFC 2047 encoded words, which no mail
+    # system reads as a domain.
+    assert b"\r\nTo: leser@xn--bcher-kva.de\r\n" in data
+    assert {**_headers(fast), "To": ""} == {**_headers(reference), "To": ""}
+    for subtype in ("plain", "html"):
+        assert body(fast, subtype) == body(reference, subtype)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_fast_path_is_valid_for_any_smtp_server(composer: DigestComposer, case: str) -> None:
+    subscriber, picks, edition = CASES[case]
+    chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
+    composed = composer.compose(subscriber, chosen, edition=edition, now=NOW)
+    data = composed.outgoing.data
+    headers, _, content = data.partition(b"\r\n\r\n")
+    # 7-bit (bar a UTF-8 address, which needs SMTPUTF8 anyway), CRLF line ends only.
+    assert content.isascii() and (headers.isascii() or not composed.outgoing.recipient.isascii())
+    assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
+    assert all(len(line) <= 76 for line in content.split(b"\r\n"))
+    assert all(len(line) <= 998 for line in headers.split(b"\r\n"))
+    message = parse(data)
+    assert [part.get("Content-Transfer-Encoding") for part in message.iter_parts()] == [
+        "quoted-printable",
+        "quoted-printable",
+    ]
+    assert composed.outgoing.sender == composer.site.from_address.rsplit("<")[-1].rstrip(">")
+
+
+def test_the_message_id_is_one_per_reader_and_edition(composer: DigestComposer) -> None:
+    subscriber, picks, _ = CASES["one paper"]
+    chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
+
+    def message_id(who: Subscriber, edition: str, now: datetime = NOW) -> str:
+        return composer.compose(who, chosen, edition=edition, now=now).message_id
+
+    first = message_id(subscriber, "2026-11-21")
+    # A re-send, later, with other picks even, carries the first copy's id.
+    assert message_id(subscriber, "2026-11-21", NOW + timedelta(hours=3)) == first
+    assert (
+        composer.compose(subscriber, chosen[:1] + chosen, edition="2026-11-21", now=NOW).message_id
+        == first
+    )
+    assert message_id(subscriber, "2026-11-22") != first
+    assert message_id(reader(99, "other@example.org"), "2026-11-21") != first
+    assert message_id(subscriber, "2026-W47") not in (first, message_id(subscriber, "2026-11-22"))
+    assert first == f"<digest.2026-11-21.1@{composer.site.from_domain}>"
+    assert subscriber.email not in first
+    assert (
+        str(composer.reference(subscriber, chosen, edition="2026-11-21", now=NOW)["Message-ID"])
+        == first
+    )
+    with pytest.raises(ValueError):
+        digest_message_id(edition="2026-11-21>\r\nBcc: x", subscriber_id=1, domain="localhost")
+
+
+def test_a_paper_changed_since_its_block_was_prepared_is_shown_as_it_is_now(
+    composer: DigestComposer,
+) -> None:
+    subscriber = reader(7, "changes@example.org")
+    paper = Paper(
+        id=500,
+        canonical_id="x:500",
+        title="First title",
+        abstract="First abstract.",
+        links={"abs": "https://example.org/500"},
+        authors=[],
+        updated_at=NOW,
+    )
+    composer.compose(
+        subscriber, [Pick(paper=paper, reason="", upvotes=None)], edition="2026-11-21", now=NOW
+    )
+    paper.title, paper.abstract, paper.updated_at = (
+        "Second title",
+        "Second abstract.",
+        NOW + timedelta(hours=1),
+    )
+
+    message = parse(
+        composer.compose(
+            subscriber, [Pick(paper=paper, reason="", upvotes=None)], edition="2026-11-21", now=NOW
+        ).outgoing.data
+    )
+    assert message["Subject"].startswith("Second title")
+    for subtype in ("plain", "html"):
+        assert "Second title" in body(message, subtype) and "Second abstract." in body(
+            message, subtype
+        )
+        assert "First" not in body(message, subtype)
 
 
 def test_readers_see_latex_as_unicode_and_never_as_markup(
@@ -44,7 +311,14 @@ def test_readers_see_latex_as_unicode_and_never_as_markup(
         reader, [Pick(paper=paper, reason="", upvotes=None)], edition="2026-11-21", now=NOW
     )
 
-    assert composed.message["Subject"].startswith("Scaling α-entmax to 10^6 tokens")
-    for text in (body(composed.message, "plain"), body(composed.message, "html")):
+    message = parse(composed.outgoing.data)
+    assert message["Subject"].startswith("Scaling α-entmax to 10^6 tokens")
+    for text in (body(message, "plain"), body(message, "html")):
         assert "α-entmax" in text and "𝒪(n log n)" in text and "β" in text
         assert r"\alpha" not in text and "$" not in text
+
+
+def _headers(message: EmailMessage) -> dict[str, str]:
+    # Both are multipart/alternative; only the boundary differs.
+    assert message.get_content_type() == "multipart/alternative"
+    return {name: str(value) for name, value in message.items() if name != "Content-Type"}

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from jinja2 import UndefinedError
+from jinja2 import Environment, UndefinedError
 
 from config.settings import Settings
+from digest.delivery.compose import render_paper
 from digest.mail.rendering import inline_css, make_environment, premailer_runs, render_email
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -14,7 +17,24 @@ EMAIL_TYPES = sorted(
 )
 
 
-def digest_context(**overrides: object) -> dict[str, object]:
+PICK: dict[str, Any] = {
+    "title": "Kinetic Typography Diffusion Model",
+    "url": "https://arxiv.org/abs/2407.10476",
+    "discuss_url": "",
+    "summary": "This paper introduces a method for realistic kinetic typography.",
+    "published": "15 Jul 2024",
+    "author_count": 4,
+    "reason": "matches: diffusion · 1 upvote",
+    "more_url": "https://digest.example.org/feedback/TOKEN?kind=more",
+    "fewer_url": "https://digest.example.org/feedback/TOKEN?kind=fewer",
+}
+# The digest's paper blocks are rendered apart (email/digest/paper.*), then placed.
+BLOCKS = make_environment(TEMPLATES)
+
+
+def digest_context(
+    environment: Environment = BLOCKS, pick: dict[str, Any] = PICK, **overrides: object
+) -> dict[str, object]:
     context: dict[str, object] = {
         "site_name": "digest",
         "email": "reader@example.org",
@@ -23,19 +43,9 @@ def digest_context(**overrides: object) -> dict[str, object]:
         "edition_label": "Saturday 21 November 2026",
         "unsubscribe_url": "https://digest.example.org/unsubscribe/TOKEN",
         "preferences_url": "https://digest.example.org/preferences/TOKEN",
-        "picks": [
-            {
-                "title": "Kinetic Typography Diffusion Model",
-                "url": "https://arxiv.org/abs/2407.10476",
-                "discuss_url": "",
-                "summary": "This paper introduces a method for realistic kinetic typography.",
-                "published": "15 Jul 2024",
-                "author_count": 4,
-                "reason": "matches: diffusion · 1 upvote",
-                "more_url": "https://digest.example.org/feedback/TOKEN?kind=more",
-                "fewer_url": "https://digest.example.org/feedback/TOKEN?kind=fewer",
-            }
-        ],
+        "paper_count": 1,
+        "first_title": pick["title"],
+        "papers": [render_paper(environment, pick, 1)],
     }
     context.update(overrides)
     return context
@@ -56,7 +66,7 @@ def notice_context(**overrides: object) -> dict[str, object]:
     return context
 
 
-CONTEXTS = {
+CONTEXTS: dict[str, Callable[[], dict[str, object]]] = {
     "digest": digest_context,
     "confirm": notice_context,
     "already_subscribed": notice_context,
@@ -83,14 +93,15 @@ def test_every_email_type_renders_subject_text_and_inlined_html(name: str) -> No
 def test_css_is_inlined_once_per_template_not_once_per_reader() -> None:
     environment = make_environment(TEMPLATES)
     for n in range(50):
-        render_email(environment, "digest", digest_context(email=f"reader{n}@example.org"))
-    # body.html and the base layout it extends; the .txt templates are not HTML.
-    assert premailer_runs(environment) == 2
+        context = digest_context(environment, email=f"reader{n}@example.org")
+        render_email(environment, "digest", context)
+    # paper.html, body.html and the base layout it extends; the .txt templates are not HTML.
+    assert premailer_runs(environment) == 3
 
 
 def test_paper_text_is_escaped_in_html_and_left_alone_in_text() -> None:
     hostile = "<script>alert(1)</script> & <b>bold</b>"
-    context = digest_context(picks=[{**digest_context()["picks"][0], "title": hostile}])  # type: ignore[index]
+    context = digest_context(pick={**PICK, "title": hostile})
     rendered = render_email(make_environment(TEMPLATES), "digest", context)
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in rendered.html
