@@ -275,11 +275,12 @@ class Runtime:
         mailed = self.mail_batch(delivery_ids, now=now)
         outcomes: dict[int, Outcome | str] = dict.fromkeys(delivery_ids, "already-done")
         with unit_of_work(self.session_factory) as session:
-            statuses = dict(
-                session.execute(
+            statuses = {
+                i: state
+                for i, state in session.execute(
                     select(Delivery.id, Delivery.status).where(Delivery.id.in_(delivery_ids))
-                ).tuples()
-            )
+                )
+            }
         for delivery_id in delivery_ids:
             if delivery_id in mailed.outcomes:
                 outcomes[delivery_id] = mailed.outcomes[delivery_id]
