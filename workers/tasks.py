@@ -87,9 +87,10 @@ def dispatch_due_task(self: Task) -> int:
     runtime = _runtime(self)
     now = utcnow()
     with unit_of_work(runtime.session_factory) as session:
+        # Swept first: in process everything pending counts as lost, not the new claims.
+        _republish_lost(self, session, now)
         claimed = claim_due_deliveries(session, now=now)
         _publish(self, "digest.rank", claimed, session)
-        _republish_lost(self, session, now)
     log.info("dispatch: %d digests due", len(claimed))
     return len(claimed)
 
