@@ -29,4 +29,9 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": "digest.dispatch_due",
             "schedule": timedelta(minutes=settings.dispatch_interval_minutes),
         },
+        # Within a minute of a worker's death its digests are mailed by another.
+        "recover-lost-digests": {
+            "task": "digest.recover",
+            "schedule": timedelta(seconds=settings.sweep_interval_seconds),
+        },
     }

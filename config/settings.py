@@ -67,7 +67,29 @@ class Settings(BaseSettings):
     # The ranking's parameters (None: the packaged config/ranking.toml).
     ranking_file: Path | None = None
     send_batch_size: int = Field(default=200, ge=1, le=5000)
+    # Attempts at a subscription notice (a digest is retried until it is too late).
     send_max_attempts: int = Field(default=5, ge=1)
+
+    # Delivery stages (see digest.delivery.models). A mail task holds the rows it
+    # sends for this long, renewing as it goes; a dead worker's rows are claimed
+    # again once it has passed.
+    send_lease_seconds: float = Field(default=60.0, gt=0)
+    # A mail task records outcomes every this many messages: a killed worker's
+    # replacement sends at most these again (with their Message-IDs).
+    mail_commit_every: int = Field(default=20, ge=1, le=20)
+    # A transient SMTP failure is retried after 1, 2, 4 ... times the first delay,
+    # at most the cap, for as long as the edition is not too old to be worth it.
+    send_retry_first_seconds: float = Field(default=60.0, gt=0)
+    send_retry_max_seconds: float = Field(default=300.0, gt=0)
+    send_give_up_after_hours: float = Field(default=20.0, gt=0)
+    send_give_up_after_hours_weekly: float = Field(default=96.0, gt=0)
+    # The sweep republishes queued and ranked digests whose task has not run this
+    # long after it was published, and sending ones whose lease has expired.
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    sweep_after_seconds: float = Field(default=60.0, gt=0)
+    # Redis redelivers a task not acknowledged this long after a worker took it:
+    # above the longest task and retry countdown, or a slow task runs twice.
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
 
     # Database connections per web process, and as many request threads: a pool
     # smaller than the threads makes the spike after a send open and close
@@ -86,6 +108,22 @@ class Settings(BaseSettings):
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
             raise ValueError(
                 "DIGEST_SECRET_KEY must be set to a private random value outside development"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _consistent_delivery_timings(self) -> Settings:
+        # A lease is renewed between messages: one SMTP exchange must fit in half of it.
+        if self.smtp_timeout_seconds * 2 > self.send_lease_seconds:
+            raise ValueError(
+                "DIGEST_SEND_LEASE_SECONDS must be at least twice DIGEST_SMTP_TIMEOUT_SECONDS"
+            )
+        if self.broker_visibility_timeout_seconds <= max(
+            self.send_retry_max_seconds, self.send_lease_seconds
+        ):
+            raise ValueError(
+                "DIGEST_BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed the longest retry "
+                "countdown (DIGEST_SEND_RETRY_MAX_SECONDS) and the send lease"
             )
         return self
 

@@ -127,7 +127,7 @@ def _summary(delivery: Delivery | None) -> DeliverySummary | None:
         edition=delivery.edition,
         status=delivery.status.value,
         message_id=delivery.message_id,
-        note=delivery.last_error,
+        note=delivery.note or delivery.last_error,
         titles=titles,
     )
 

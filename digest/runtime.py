@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -28,12 +29,23 @@ from digest.clock import utcnow
 from digest.db.engine import make_engine, make_session_factory
 from digest.db.unit_of_work import unit_of_work
 from digest.delivery.compose import DigestComposer
-from digest.delivery.ledger import SendOutcome, send_delivery
-from digest.delivery.models import Delivery, DeliveryStatus
+from digest.delivery.ledger import (
+    Lease,
+    Outcome,
+    Result,
+    RetryPolicy,
+    claim_for_mail,
+    count_pending,
+    record_results,
+    renew_lease,
+)
+from digest.delivery.mail_stage import failure, load_mail_items, mail_one
+from digest.delivery.models import Delivery
+from digest.delivery.rank_stage import Ranked, rank_deliveries
 from digest.mail.identity import SiteIdentity
 from digest.mail.outgoing import outgoing
 from digest.mail.rendering import make_environment
-from digest.mail.sender import Sender
+from digest.mail.sender import Sender, SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
 from digest.papers.ingest import Progress, SourceSummary, ingest
 from digest.papers.sources.http import Fetcher
@@ -41,7 +53,6 @@ from digest.papers.sources.registry import build_source, make_fetcher, source_fo
 from digest.ranking.ranker import TrendingRanker
 from digest.ranking.semantic import Embedder, load_embedder
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Subscriber, SubscriberStatus
 from digest.subscriptions.notices import NoticeComposer
 from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
@@ -50,15 +61,27 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class BatchResult:
-    outcomes: dict[int, SendOutcome] = field(default_factory=dict)
+class MailBatch:
+    """What a mail task did with its ids: outcome per delivery id it held."""
 
-    @property
-    def to_retry(self) -> list[int]:
-        return [i for i, o in self.outcomes.items() if o == SendOutcome.RETRY]
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    # Back-off before each retried delivery's next attempt, in seconds.
+    retry_in: dict[int, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         return dict(Counter(o.value for o in self.outcomes.values()))
+
+
+@dataclass
+class BatchResult:
+    """``send_batch``: ranked, then mailed, in this process."""
+
+    outcomes: dict[int, Outcome | str] = field(default_factory=dict)
+
+
+# After this many transient failures in a row the server is down: the rest of the
+# batch is put back for later instead of each waiting for its own timeout.
+FAILURES_IN_A_ROW_MEANING_DOWN = 3
 
 
 class Runtime:
@@ -166,39 +189,118 @@ class Runtime:
         finally:
             fetcher.close()
 
-    def send_batch(self, delivery_ids: list[int], *, now: datetime | None = None) -> BatchResult:
-        result = BatchResult()
-        moment = now or utcnow()
-        # The batch's readers are ranked together, in one pass over the candidates.
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        settings = self.settings
+        return RetryPolicy(
+            first=timedelta(seconds=settings.send_retry_first_seconds),
+            cap=timedelta(seconds=settings.send_retry_max_seconds),
+            give_up_daily=timedelta(hours=settings.send_give_up_after_hours),
+            give_up_weekly=timedelta(hours=settings.send_give_up_after_hours_weekly),
+        )
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.send_lease_seconds)
+
+    def rank_batch(self, delivery_ids: list[int], *, now: datetime | None = None) -> Ranked:
+        """Rank the queued deliveries among these ids and store their picks (one commit)."""
         with unit_of_work(self.session_factory) as session:
-            readers = list(
-                session.scalars(
-                    select(Subscriber)
-                    .join(Delivery, Delivery.subscriber_id == Subscriber.id)
-                    .where(
-                        Delivery.id.in_(delivery_ids),
-                        Delivery.status == DeliveryStatus.QUEUED,
-                        Subscriber.status == SubscriberStatus.ACTIVE,
-                    )
-                )
-            )
-            if readers:
-                self.ranker.prepare(session, readers, now=moment)
-        with self.sender.connection() as connection:
-            for delivery_id in delivery_ids:
-                # One transaction per delivery: a crash loses at most the message in flight.
-                with unit_of_work(self.session_factory) as session:
-                    result.outcomes[delivery_id] = send_delivery(
-                        session,
-                        delivery_id,
-                        composer=self.composer,
-                        ranker=self.ranker,
-                        connection=connection,
-                        now=moment,
-                        max_attempts=self.settings.send_max_attempts,
-                    )
-        log.info("sent batch of %d: %s", len(delivery_ids), result.counts())
+            result = rank_deliveries(session, delivery_ids, ranker=self.ranker, now=now or utcnow())
+        log.info("ranked batch of %d: %s", len(delivery_ids), result.counts())
         return result
+
+    def mail_batch(self, delivery_ids: list[int], *, now: datetime | None = None) -> MailBatch:
+        """Claim the ranked deliveries among these ids, send them, record the outcomes.
+
+        Outcomes are committed every ``mail_commit_every`` messages, and the lease on
+        the rest renewed with them: a worker killed mid-batch leaves at most that
+        group sent but not recorded, sent again (same Message-ID) once its lease
+        expires. Never imports the ranking's models.
+        """
+        clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
+        batch = MailBatch()
+        with unit_of_work(self.session_factory) as session:
+            held = claim_for_mail(session, delivery_ids, now=clock(), lease=self.lease)
+        if not held.ids:
+            return batch
+        with unit_of_work(self.session_factory) as session:
+            items = load_mail_items(session, held.ids)
+        policy, every = self.retry_policy, self.settings.mail_commit_every
+        results: list[Result] = []
+        in_a_row = 0
+        down: SendError | None = None
+
+        def flush() -> None:
+            nonlocal held, results
+            moment = clock()
+            with unit_of_work(self.session_factory) as session:
+                record_results(session, held, results, now=moment)
+                done = {r.delivery_id for r in results}
+                remaining = Lease(held.token, [i for i in held.ids if i not in done])
+                held = renew_lease(session, remaining, now=moment, lease=self.lease)
+            for r in results:
+                batch.outcomes[r.delivery_id] = r.outcome
+                if r.retry_at is not None:
+                    batch.retry_in[r.delivery_id] = (r.retry_at - moment).total_seconds()
+            results = []
+
+        with self.sender.connection() as connection:
+            renew_at = clock() + self.lease / 2
+            for item in items:
+                if item.delivery_id not in held.ids:
+                    # Taken over by another task after our lease lapsed: theirs now.
+                    continue
+                if down is not None:
+                    results.append(failure(item, down, policy=policy, now=clock()))
+                else:
+                    result = mail_one(
+                        item,
+                        composer=self.composer,
+                        connection=connection,
+                        policy=policy,
+                        now=clock(),
+                    )
+                    results.append(result)
+                    in_a_row = in_a_row + 1 if result.outcome == Outcome.RETRY else 0
+                    if in_a_row >= FAILURES_IN_A_ROW_MEANING_DOWN:
+                        down = SendError(
+                            f"not tried, the server looks down: {result.error}", permanent=False
+                        )
+                if len(results) >= every or clock() >= renew_at:
+                    flush()
+                    renew_at = clock() + self.lease / 2
+            if results:
+                flush()
+        log.info("mailed batch of %d: %s", len(delivery_ids), batch.counts())
+        return batch
+
+    def send_batch(self, delivery_ids: list[int], *, now: datetime | None = None) -> BatchResult:
+        """Both stages in this process: rank the queued ones, then mail what is ranked."""
+        ranked = self.rank_batch(delivery_ids, now=now)
+        mailed = self.mail_batch(delivery_ids, now=now)
+        outcomes: dict[int, Outcome | str] = dict.fromkeys(delivery_ids, "already-done")
+        with unit_of_work(self.session_factory) as session:
+            statuses = {
+                i: state
+                for i, state in session.execute(
+                    select(Delivery.id, Delivery.status).where(Delivery.id.in_(delivery_ids))
+                )
+            }
+        for delivery_id in delivery_ids:
+            if delivery_id in mailed.outcomes:
+                outcomes[delivery_id] = mailed.outcomes[delivery_id]
+            elif delivery_id not in ranked.ranked and statuses.get(delivery_id) in (
+                "skipped",
+                "failed",
+            ):
+                outcomes[delivery_id] = Outcome(str(statuses[delivery_id]))
+        return BatchResult(outcomes)
+
+    def pending_deliveries(self) -> int:
+        """Digests claimed and not settled yet (queued, ranked or being sent)."""
+        with unit_of_work(self.session_factory) as session:
+            return count_pending(session)
 
     def send_notice(
         self, notice: Notice, subscriber_id: int, *, now: datetime | None = None

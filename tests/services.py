@@ -29,6 +29,7 @@ class RedisDatabase(IntEnum):
     COMPOSE_BROKER = 1
     WORKER_BROKER = 2
     WHEEL_BROKER = 3
+    FAULTS_BROKER = 4
 
 
 def redis_database_number(database: RedisDatabase) -> int:

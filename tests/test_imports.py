@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn")
 
@@ -25,4 +26,50 @@ def test_cli_web_app_and_worker_tasks_import_no_model_libraries() -> None:
     result = subprocess.run(
         [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120, check=True
     )
+    assert result.stdout.strip() == ""
+
+
+MAIL_PROGRAM = f"""
+import sys
+from pathlib import Path
+from config.settings import Settings
+from digest.db.migrate import upgrade
+from digest.db.unit_of_work import unit_of_work
+from digest.delivery.ledger import claim_due_deliveries, mark_ranked
+from digest.delivery.models import DeliveryPaper
+from digest.mail.sink import SmtpSink
+from tests.factories import make_paper, make_subscriber
+from workers.app import create_celery
+
+workdir = Path(sys.argv[1])
+with SmtpSink(workdir / "mail") as sink:
+    settings = Settings.from_values(
+        secret_key="imports-test", sources="sample", data_dir=workdir, smtp_url=sink.url
+    )
+    app = create_celery(settings)
+    upgrade(app.runtime.engine)
+    with unit_of_work(app.runtime.session_factory) as session:
+        paper = make_paper(session)
+        make_subscriber(session, send_hour=0)
+        [delivery_id] = claim_due_deliveries(session, now=paper.first_seen_at)
+        # As the rank stage leaves it: picks stored, status ranked.
+        session.add(
+            DeliveryPaper(delivery_id=delivery_id, paper_id=paper.id, position=0, reason="r")
+        )
+        mark_ranked(session, [(delivery_id, None)], now=paper.first_seen_at)
+    counts = app.tasks["digest.mail"].delay([delivery_id]).get()
+    assert counts == {{"sent": 1}}, counts
+    assert len(sink.files()) == 1
+print(",".join(m for m in {HEAVY!r} if m in sys.modules))
+"""
+
+
+def test_the_mail_stage_sends_without_model_libraries(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", MAIL_PROGRAM, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""

@@ -19,6 +19,21 @@ from config.ranking import load_ranking_config
 from config.settings import Settings, get_settings
 from digest.runtime import Runtime
 
+# Each stage scales by itself: `digest worker --queues rank` on the cores that rank,
+# `--queues mail` where mail goes out. "celery" is Celery's default queue: tasks
+# published before the stages had queues of their own are still served.
+QUEUES = ("ingest", "rank", "mail", "celery")
+ROUTES = {
+    "digest.ingest": {"queue": "ingest"},
+    # Claiming and sweeping are cheap and lead to ranking.
+    "digest.dispatch_due": {"queue": "rank"},
+    "digest.recover": {"queue": "rank"},
+    "digest.rank": {"queue": "rank"},
+    "digest.send_batch": {"queue": "rank"},
+    "digest.mail": {"queue": "mail"},
+    "digest.send_notice": {"queue": "mail"},
+}
+
 
 class DigestCelery(Celery):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
@@ -56,6 +71,14 @@ def create_celery(settings: Settings) -> DigestCelery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        task_queues={name: {"exchange": name, "routing_key": name} for name in QUEUES},
+        task_default_queue="celery",
+        task_routes=ROUTES,
+        # Redis redelivers a task not acknowledged within this time (acks_late: not
+        # before it finishes), so it must exceed the longest task and retry
+        # countdown. It does not delay recovery from a dead worker: the sweep
+        # republishes its digests once their leases expire.
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         beat_schedule=beat_schedule(settings),

@@ -10,15 +10,25 @@ import typer
 
 from digest.cli.context import fail, load_settings, open_celery
 
+# EX_TEMPFAIL (sysexits.h): nothing is wrong with the command; try again later.
+EXIT_TRY_AGAIN = 75
+
 
 def send_due() -> None:
     """Send every digest that is due now (through the task queue, or in-process)."""
     app = open_celery()
     claimed = app.tasks["digest.dispatch_due"].delay()
-    if app.in_process:
-        typer.echo(f"{claimed.get()} digest(s) were due and have been processed")
-    else:
+    if not app.in_process:
         typer.echo("dispatch queued; a worker sends the due digests")
+        return
+    typer.echo(f"{claimed.get()} digest(s) were due and have been processed")
+    left = app.runtime.pending_deliveries()
+    if left:
+        fail(
+            f"{left} digest(s) could not be sent now (SMTP unavailable): they stay queued; "
+            "run send-due again",
+            EXIT_TRY_AGAIN,
+        )
 
 
 def web(
@@ -47,14 +57,32 @@ def web(
     )
 
 
-def worker(ctx: typer.Context) -> None:
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[
+        str,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="Comma-separated stages to serve (ingest, rank, mail); default: all.",
+        ),
+    ] = "",
+) -> None:
     """Run a Celery worker (extra arguments go to celery)."""
+    from workers.app import QUEUES
+
     app = open_celery()
     if app.in_process:
         fail(
             "DIGEST_BROKER_URL is not set: a worker needs a broker (e.g. redis://127.0.0.1:6379/0)"
         )
-    app.worker_main(["worker", "--loglevel=INFO", *ctx.args])
+    chosen = [name.strip() for name in queues.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(QUEUES))
+    if unknown:
+        fail(f"unknown queue(s) {', '.join(unknown)}: choose among {', '.join(QUEUES)}", 2)
+    # Without --queues Celery consumes every queue of task_queues: all the stages.
+    selection = [f"--queues={','.join(chosen)}"] if chosen else []
+    app.worker_main(["worker", "--loglevel=INFO", *selection, *ctx.args])
 
 
 def beat(ctx: typer.Context) -> None:

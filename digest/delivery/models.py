@@ -1,4 +1,17 @@
-"""The delivery ledger: one row per reader and edition, and the papers it holds."""
+"""The delivery ledger: one row per reader and edition, and the papers it holds.
+
+A delivery moves through the stages, each a Celery task of its own::
+
+    queued ──rank──▶ ranked ──mail claims, with a lease──▶ sending ──▶ sent
+       │                ▲                                    │
+       └──▶ skipped     └──── transient SMTP error ──────────┤──▶ failed
+                                                             └──▶ skipped
+
+``ranked`` means the picks are stored (``delivery_papers``) and the email can be
+composed from them without ranking again. A ``sending`` row is held by one mail
+task until ``lease_expires_at``; a worker that dies mid-send leaves its rows to
+be claimed again once the lease has expired.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +31,34 @@ if TYPE_CHECKING:
 
 
 class DeliveryStatus(enum.StrEnum):
+    # Claimed for a due reader; not ranked yet.
     QUEUED = "queued"
+    # Picks stored; waiting for a mail task.
+    RANKED = "ranked"
+    # Held by a mail task until ``lease_expires_at``.
+    SENDING = "sending"
     SENT = "sent"
-    # Nothing was sent, on purpose: see ``last_error`` for the reason.
+    # Nothing was sent, on purpose: ``skip_reason`` says why.
     SKIPPED = "skipped"
-    # Gave up after a permanent error or too many attempts.
+    # Gave up: a permanent refusal, an unexpected error, or the edition got too old.
     FAILED = "failed"
+
+
+# Still on its way: what a sweep looks after, and what `send-due` reports as left.
+PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.RANKED, DeliveryStatus.SENDING)
+
+
+class SkipReason(enum.StrEnum):
+    """Why a digest was not sent, as a code for queries and metrics (``note`` says it in words)."""
+
+    UNSUBSCRIBED = "unsubscribed"
+    PAUSED = "paused"
+    PENDING = "pending"
+    BOUNCED = "bounced"
+    NO_NEW_PAPERS = "no_new_papers"
+    NOTHING_RELEVANT = "nothing_relevant"
+    # Rows skipped before skip reasons had a column, with a note no code matched.
+    OTHER = "other"
 
 
 class Delivery(Base):
@@ -39,13 +74,25 @@ class Delivery(Base):
     status: Mapped[DeliveryStatus] = mapped_column(
         enum_column(DeliveryStatus, "delivery_status"), default=DeliveryStatus.QUEUED, index=True
     )
+    skip_reason: Mapped[SkipReason | None] = mapped_column(
+        enum_column(SkipReason, "delivery_skip_reason")
+    )
+    # In words, for a person: why it was skipped, or what the ranking noted about a
+    # digest that was sent (the overall trending list instead of a personal one).
+    note: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255))
+    # Claims by a mail task (each is an attempt to send).
     attempts: Mapped[int] = mapped_column(default=0)
+    # The last send error; never a skip reason.
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # When a queued delivery should be (re)tried; a queued row long past it lost
-    # its task (broker down at publish time, lost retry) and is published again.
+    # When the row's next stage task was published or is due (a retry's back-off);
+    # a queued or ranked row well past it lost its task and is published again.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set with ``sending``: until then one mail task holds the row. The value is
+    # also that task's token (each claim sets a later one), so a task whose lease
+    # was taken over writes nothing.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="deliveries")

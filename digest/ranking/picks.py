@@ -7,6 +7,8 @@ types, not on how papers are scored.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -26,12 +28,26 @@ class Pick:
     relevance: float | None = None
 
 
+class Empty(enum.StrEnum):
+    """Why a selection has no picks, as a code (the note says it in words)."""
+
+    NO_NEW_PAPERS = "no_new_papers"
+    NOTHING_RELEVANT = "nothing_relevant"
+
+
 @dataclass
 class Selection:
     picks: list[Pick]
     # Why the list is empty or is not personal, for logs and the delivery ledger.
     note: str = ""
+    # Set when ``picks`` is empty.
+    empty: Empty | None = None
 
 
 class Ranker(Protocol):
     def pick(self, session: Session, subscriber: Subscriber, *, now: datetime) -> Selection: ...
+
+    def pick_many(
+        self, session: Session, subscribers: Sequence[Subscriber], *, now: datetime
+    ) -> list[Selection]:
+        """Selections for many readers ranked together, in ``subscribers`` order."""

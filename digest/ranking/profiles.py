@@ -91,7 +91,10 @@ def sent_paper_ids_of(session: Session, subscriber_ids: Sequence[int]) -> dict[i
             .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
             .where(
                 Delivery.subscriber_id.in_(ids[offset : offset + IN_LIST_CHUNK]),
-                Delivery.status == DeliveryStatus.SENT,
+                # Ranked and sending digests are on their way: their papers count.
+                Delivery.status.in_(
+                    (DeliveryStatus.SENT, DeliveryStatus.RANKED, DeliveryStatus.SENDING)
+                ),
             )
         ):
             sent.setdefault(subscriber_id, set()).add(paper_id)

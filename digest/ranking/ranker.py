@@ -23,7 +23,7 @@ from config.ranking import RankingConfig
 from digest.papers.models import Paper, PopularitySignal
 from digest.ranking.candidates import Candidates, appeared
 from digest.ranking.phrases import PhraseTable
-from digest.ranking.picks import Selection
+from digest.ranking.picks import Empty, Selection
 from digest.ranking.profiles import (
     Profile,
     profile_of,
@@ -40,6 +40,7 @@ from digest.subscriptions.models import Subscriber
 # Distinct interest phrases kept scored per process (each costs a row of floats
 # per candidate, 8 kB for 2,000 candidates).
 MAX_CACHED_PHRASES = 20_000
+NO_NEW_PAPERS = "no new papers for this reader"
 
 
 class TrendingRanker:
@@ -134,7 +135,7 @@ class TrendingRanker:
         """Selections for many readers at once: one pass over the candidates."""
         candidates = self.candidates(session, now=now, since=since)
         if not len(candidates):
-            return [Selection([], "no new papers for this reader") for _ in profiles]
+            return [Selection([], NO_NEW_PAPERS, Empty.NO_NEW_PAPERS) for _ in profiles]
         feedback_ids = {
             i
             for profile in profiles
@@ -174,9 +175,11 @@ class TrendingRanker:
                     )
                 )
             elif not profile.personal:
-                selections.append(Selection([], "no new papers for this reader"))
+                selections.append(Selection([], NO_NEW_PAPERS, Empty.NO_NEW_PAPERS))
             elif not self.config.selection.send_trending_when_nothing_relevant:
-                selections.append(Selection([], "nothing relevant enough today"))
+                selections.append(
+                    Selection([], "nothing relevant enough today", Empty.NOTHING_RELEVANT)
+                )
             else:
                 general = Profile(
                     excluded=profile.excluded, fewer_like=profile.fewer_like, limit=profile.limit
@@ -198,13 +201,19 @@ class TrendingRanker:
         For a batch about to be sent: ``pick`` falls back to ranking alone any
         reader not prepared, or prepared for another moment.
         """
+        selections = self.pick_many(session, subscribers, now=now)
+        self._prepared = {
+            s.id: (now, selection) for s, selection in zip(subscribers, selections, strict=True)
+        }
+
+    def pick_many(
+        self, session: Session, subscribers: Sequence[Subscriber], *, now: datetime
+    ) -> list[Selection]:
+        """Each reader's selection, ranked together in one pass; ``subscribers`` order."""
         ids = [s.id for s in subscribers]
         profiles = profiles_of(session, subscribers)
         sent = sent_paper_ids_of(session, ids)
-        selections = self.rank_many(
-            session, profiles, now=now, sent=[sent.get(i, set()) for i in ids]
-        )
-        self._prepared = {i: (now, selection) for i, selection in zip(ids, selections, strict=True)}
+        return self.rank_many(session, profiles, now=now, sent=[sent.get(i, set()) for i in ids])
 
     def pick(self, session: Session, subscriber: Subscriber, *, now: datetime) -> Selection:
         prepared = self._prepared.pop(subscriber.id, None)

@@ -144,6 +144,47 @@ def test_send_due_sends_in_process_without_a_broker(env: dict[str, str], tmp_pat
         assert [m["To"] for m in sink.messages()] == ["ada@example.org"]
 
 
+def test_send_due_with_smtp_down_says_the_digests_stay_queued_and_fails(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from digest.mail.sink import SmtpSink
+
+    run("ingest", env=env, cwd=tmp_path)
+    run(
+        "subscribers",
+        "add",
+        "ada@example.org",
+        "--confirmed",
+        "--send-hour",
+        "0",
+        env=env,
+        cwd=tmp_path,
+    )
+    port = free_port()
+    down = run("send-due", env={**env, "DIGEST_SMTP_URL": f"smtp://127.0.0.1:{port}"}, cwd=tmp_path)
+    assert down.returncode == 75, down.stdout + down.stderr
+    assert down.stderr.strip() == (
+        "error: 1 digest(s) could not be sent now (SMTP unavailable): they stay queued; "
+        "run send-due again"
+    )
+    with SmtpSink(tmp_path / "mail", port=port) as sink:
+        again = run("send-due", env={**env, "DIGEST_SMTP_URL": sink.url}, cwd=tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [m["To"] for m in sink.messages()] == ["ada@example.org"]
+
+
+def test_worker_refuses_an_unknown_queue(tmp_path: Path) -> None:
+    result = run(
+        "worker",
+        "--queues",
+        "rank,post",
+        env={"DIGEST_BROKER_URL": "redis://127.0.0.1:1/0"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "unknown queue(s) post" in result.stderr
+
+
 def test_worker_without_a_broker_says_what_is_missing(tmp_path: Path) -> None:
     result = run("worker", env={"DIGEST_BROKER_URL": ""}, cwd=tmp_path)
     assert result.returncode == 1

@@ -20,10 +20,9 @@ from config.ranking import load_ranking_config
 from config.settings import Settings
 from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
-from digest.delivery.ledger import SendOutcome, send_delivery
+from digest.delivery.ledger import Outcome
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
-from digest.mail.smtp import SmtpConfig, SmtpSender
 from digest.papers.models import Paper, PopularitySignal
 from digest.ranking.ranker import TrendingRanker
 from digest.runtime import Runtime
@@ -372,8 +371,6 @@ def send_digest(
 ) -> SendDigest:
     """Send the reader's digest of ``now`` through the SMTP sink: the papers it holds
     (in order) and the message as received."""
-    sender = SmtpSender(SmtpConfig.from_url(web_settings.smtp_url))
-    composer = Runtime(web_settings).composer
 
     def send(reader: Subscriber, now: datetime) -> tuple[list[int], EmailMessage]:
         already = len(smtp_sink.messages())
@@ -383,17 +380,15 @@ def send_digest(
             )
             session.add(delivery)
             session.flush()
-            with sender.connection() as connection:
-                outcome = send_delivery(
-                    session,
-                    delivery.id,
-                    composer=composer,
-                    ranker=lexical_ranker(),
-                    connection=connection,
-                    now=now,
-                    max_attempts=1,
-                )
-            assert outcome == SendOutcome.SENT, delivery.last_error
+        runtime = Runtime(web_settings)
+        runtime.__dict__["ranker"] = lexical_ranker()
+        try:
+            result = runtime.send_batch([delivery.id], now=now)
+        finally:
+            runtime.dispose()
+        assert result.outcomes == {delivery.id: Outcome.SENT}
+        with unit_of_work(make_session_factory(database_engine)) as session:
+            delivery = session.get_one(Delivery, delivery.id)
             sent = [p.paper_id for p in sorted(delivery.papers, key=lambda p: p.position)]
         messages = smtp_sink.messages()
         assert len(messages) == already + 1

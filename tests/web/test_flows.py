@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from config.settings import Settings
 from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
-from digest.delivery.ledger import SendOutcome
+from digest.delivery.ledger import Outcome
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
@@ -392,7 +392,7 @@ def test_a_digest_already_queued_is_not_sent_after_a_one_click_unsubscribe(
         result = runtime.send_batch([delivery_id], now=NOW)
     finally:
         runtime.dispose()
-    assert result.outcomes == {delivery_id: SendOutcome.SKIPPED}
+    assert result.outcomes == {delivery_id: Outcome.SKIPPED}
     assert smtp_sink.messages() == []
 
 

@@ -80,17 +80,69 @@ def test_dispatch_sends_again_a_queued_digest_whose_task_was_lost(
         assert session.get_one(Delivery, lost).status == DeliveryStatus.SENT
 
 
-def test_transient_send_failures_are_retried_until_the_attempt_limit(
-    make_app: Callable[..., DigestCelery],
+def test_in_process_a_transient_failure_stays_queued_for_the_next_run(
+    make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
 ) -> None:
-    app = make_app(smtp_url=f"smtp://127.0.0.1:{free_port()}", send_max_attempts=3)
+    app = make_app(smtp_url=f"smtp://127.0.0.1:{free_port()}", smtp_timeout_seconds=5)
     app.tasks["digest.ingest"].delay()
     with unit_of_work(app.runtime.session_factory) as session:
-        make_subscriber(session, send_hour=0)
+        reader = make_subscriber(session, send_hour=0)
 
     app.tasks["digest.dispatch_due"].delay()
 
+    # One attempt, not the old five burned in seconds: the next run tries again.
     with unit_of_work(app.runtime.session_factory) as session:
         delivery = session.scalars(select(Delivery)).one()
-        assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 3)
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.RANKED, 1)
         assert delivery.last_error is not None and "SMTP unavailable" in delivery.last_error
+    assert app.runtime.pending_deliveries() == 1
+
+    app.runtime.__dict__.pop("sender")
+    app.runtime.settings = app.runtime.settings.model_copy(update={"smtp_url": smtp_sink.url})
+    assert app.tasks["digest.dispatch_due"].delay().get() == 0
+
+    assert [m["To"] for m in smtp_sink.messages()] == [reader.email]
+    assert app.runtime.pending_deliveries() == 0
+    with unit_of_work(app.runtime.session_factory) as session:
+        delivery = session.scalars(select(Delivery)).one()
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
+
+
+def test_a_send_batch_task_left_in_a_broker_is_ranked_and_mailed(
+    make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
+) -> None:
+    app = make_app(smtp_url=smtp_sink.url)
+    app.tasks["digest.ingest"].delay()
+    with unit_of_work(app.runtime.session_factory) as session:
+        reader = make_subscriber(session, send_hour=0)
+        claimed = claim_due_deliveries(session, now=utcnow())
+
+    app.tasks["digest.send_batch"].delay(claimed)
+
+    assert [m["To"] for m in smtp_sink.messages()] == [reader.email]
+
+
+def test_stages_have_their_queues_and_redis_redelivers_only_after_the_longest_wait(
+    make_app: Callable[..., DigestCelery],
+) -> None:
+    app = make_app()
+    routes = {
+        name: app.amqp.router.route({}, name)["queue"].name
+        for name in app.tasks
+        if name.startswith("digest.")
+    }
+    assert routes == {
+        "digest.ingest": "ingest",
+        "digest.dispatch_due": "rank",
+        "digest.recover": "rank",
+        "digest.rank": "rank",
+        "digest.send_batch": "rank",
+        "digest.mail": "mail",
+        "digest.send_notice": "mail",
+    }
+    assert set(app.amqp.queues) == {"ingest", "rank", "mail", "celery"}
+    timeout = app.conf.broker_transport_options["visibility_timeout"]
+    settings = app.runtime.settings
+    assert isinstance(timeout, int)
+    assert timeout > settings.send_retry_max_seconds and timeout > settings.send_lease_seconds
+    assert "recover-lost-digests" in app.conf.beat_schedule

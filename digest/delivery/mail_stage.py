@@ -1,0 +1,140 @@
+"""The mail stage: a ranked delivery composed from its stored picks and sent.
+
+Nothing here ranks or imports the ranking: a mail process loads the stored
+picks and their papers in bulk, composes each reader's email and hands it to a
+mail connection. What became of each delivery is a :class:`Result`; the caller
+writes them in small groups (:func:`digest.delivery.ledger.record_results`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from digest.delivery.compose import Composed, DigestComposer
+from digest.delivery.ledger import Outcome, Result, RetryPolicy
+from digest.delivery.models import Delivery, DeliveryPaper, SkipReason
+from digest.mail.sender import MailConnection, SendError
+from digest.papers.models import Paper
+from digest.ranking.picks import Pick
+from digest.subscriptions.models import Subscriber, SubscriberStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MailItem:
+    """One claimed delivery with what composing it needs, read before sending starts."""
+
+    delivery_id: int
+    edition: str
+    created_at: datetime
+    attempts: int
+    subscriber: Subscriber
+    picks: list[Pick]
+
+
+def load_mail_items(session: Session, delivery_ids: Sequence[int]) -> list[MailItem]:
+    """The deliveries, their readers, stored picks and papers: three queries for a chunk.
+
+    The objects stay usable after the session closes (nothing is lazy-loaded later).
+    """
+    if not delivery_ids:
+        return []
+    rows = session.execute(
+        select(Delivery.id, Delivery.edition, Delivery.created_at, Delivery.attempts, Subscriber)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id.in_(delivery_ids))
+        .order_by(Delivery.id)
+    ).all()
+    placed = session.execute(
+        select(DeliveryPaper.delivery_id, DeliveryPaper.paper_id, DeliveryPaper.reason)
+        .where(DeliveryPaper.delivery_id.in_(delivery_ids))
+        .order_by(DeliveryPaper.delivery_id, DeliveryPaper.position)
+    ).all()
+    # Each paper once, however many readers it goes to.
+    papers = {
+        p.id: p
+        for p in session.scalars(select(Paper).where(Paper.id.in_({r.paper_id for r in placed})))
+    }
+    picks: dict[int, list[Pick]] = {}
+    for delivery_id, paper_id, reason in placed:
+        picks.setdefault(delivery_id, []).append(
+            Pick(paper=papers[paper_id], reason=reason, upvotes=None)
+        )
+    return [
+        MailItem(i, edition, created_at, attempts, subscriber, picks.get(i, []))
+        for i, edition, created_at, attempts, subscriber in rows
+    ]
+
+
+def send_composed(connection: MailConnection, composed: Composed) -> str:
+    """Hand one composed digest to the connection; its Message-ID.
+
+    The one place a digest meets a transport, so that another sender (a pool with
+    several messages in flight) replaces only this.
+    """
+    connection.send(composed.outgoing)
+    return composed.message_id
+
+
+def mail_one(
+    item: MailItem,
+    *,
+    composer: DigestComposer,
+    connection: MailConnection,
+    policy: RetryPolicy,
+    now: datetime,
+) -> Result:
+    """Compose and send one digest; any failure is this reader's alone."""
+    reader = item.subscriber
+    if reader.status != SubscriberStatus.ACTIVE:
+        return Result(
+            item.delivery_id,
+            Outcome.SKIPPED,
+            skip_reason=SkipReason(reader.status.value),
+            note=f"subscriber is {reader.status}",
+        )
+    if not item.picks:
+        # A ranked row always has picks; one without (edited by hand) has nothing to send.
+        return Result(
+            item.delivery_id,
+            Outcome.SKIPPED,
+            skip_reason=SkipReason.NO_NEW_PAPERS,
+            note="no stored picks",
+        )
+    try:
+        composed = composer.compose(reader, item.picks, edition=item.edition, now=now)
+        message_id = send_composed(connection, composed)
+    except SendError as exc:
+        return failure(item, exc, policy=policy, now=now)
+    except Exception as exc:
+        # A bug or bad data for this reader must not stop the others.
+        log.exception("delivery %s failed unexpectedly", item.delivery_id)
+        return Result(item.delivery_id, Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+    return Result(item.delivery_id, Outcome.SENT, message_id=message_id)
+
+
+def failure(item: MailItem, exc: SendError, *, policy: RetryPolicy, now: datetime) -> Result:
+    """A send error's outcome: failed for good if permanent or too late, else a retry."""
+    if exc.permanent:
+        log.warning("delivery %s refused for good: %s", item.delivery_id, exc)
+        return Result(item.delivery_id, Outcome.FAILED, error=str(exc))
+    if policy.too_late(edition=item.edition, created_at=item.created_at, now=now):
+        log.warning("delivery %s given up, edition too old: %s", item.delivery_id, exc)
+        return Result(
+            item.delivery_id,
+            Outcome.FAILED,
+            error=f"gave up after {item.attempts} attempts, edition too old: {exc}",
+        )
+    return Result(
+        item.delivery_id,
+        Outcome.RETRY,
+        error=str(exc),
+        retry_at=now + policy.delay(item.attempts),
+    )

@@ -1,0 +1,122 @@
+"""The rank stage: each queued reader's picks chosen and stored on the delivery.
+
+Readers of a chunk are ranked together (one pass over the candidates). What
+will be sent is in the ledger before anything is sent: the mail stage composes
+from these rows and never ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from digest.delivery.ledger import mark_failed, mark_ranked, mark_skipped, queued
+from digest.delivery.models import DeliveryPaper, SkipReason
+from digest.ranking.picks import Empty, Ranker, Selection
+from digest.subscriptions.models import Subscriber, SubscriberStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ranked:
+    ranked: list[int] = field(default_factory=list)
+    skipped: int = 0
+    failed: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {"ranked": len(self.ranked), "skipped": self.skipped, "failed": self.failed}
+
+
+def rank_deliveries(
+    session: Session, delivery_ids: Sequence[int], *, ranker: Ranker, now: datetime
+) -> Ranked:
+    """Rank the queued deliveries among ``delivery_ids``; others are left as they are."""
+    result = Ranked()
+    rows = queued(session, delivery_ids)
+    if not rows:
+        return result
+    readers = {
+        s.id: s
+        for s in session.scalars(
+            select(Subscriber).where(Subscriber.id.in_({d.subscriber_id for d in rows}))
+        )
+    }
+    skipped: list[tuple[int, SkipReason, str]] = []
+    active = []
+    for delivery in rows:
+        reader = readers[delivery.subscriber_id]
+        # Checked when ranking and again when mailing: an unsubscribe in between wins.
+        if reader.status != SubscriberStatus.ACTIVE:
+            skipped.append(
+                (delivery.id, SkipReason(reader.status.value), f"subscriber is {reader.status}")
+            )
+        else:
+            active.append(delivery)
+
+    selections = _select(session, ranker, [readers[d.subscriber_id] for d in active], now=now)
+    placed: list[dict[str, object]] = []
+    ranked: list[tuple[int, str | None]] = []
+    failed: list[tuple[int, str]] = []
+    for delivery, selection in zip(active, selections, strict=True):
+        if isinstance(selection, Exception):
+            failed.append((delivery.id, f"ranking failed: {type(selection).__name__}: {selection}"))
+        elif not selection.picks:
+            reason = SkipReason((selection.empty or Empty.NO_NEW_PAPERS).value)
+            skipped.append((delivery.id, reason, selection.note or "no new papers"))
+        else:
+            ranked.append((delivery.id, selection.note or None))
+            placed.extend(
+                {
+                    "delivery_id": delivery.id,
+                    "paper_id": pick.paper.id,
+                    "position": position,
+                    "reason": pick.reason,
+                }
+                for position, pick in enumerate(selection.picks)
+            )
+    if placed:
+        session.execute(insert(cast(Table, DeliveryPaper.__table__)), placed)
+    mark_ranked(session, ranked, now=now)
+    mark_skipped(session, skipped)
+    mark_failed(session, failed)
+    for delivery_id, reason, note in skipped:
+        log.info("delivery %s skipped (%s): %s", delivery_id, reason, note)
+    result.ranked = [i for i, _ in ranked]
+    result.skipped, result.failed = len(skipped), len(failed)
+    return result
+
+
+def _select(
+    session: Session, ranker: Ranker, readers: list[Subscriber], *, now: datetime
+) -> list[Selection | Exception]:
+    """Every reader's selection, ranked together; a reader whose ranking raises gets
+    the exception in place of a selection, and the others are ranked without them."""
+    if not readers:
+        return []
+    try:
+        return list(ranker.pick_many(session, readers, now=now))
+    except SQLAlchemyError:
+        # The database, not a reader: the task is retried whole.
+        raise
+    except Exception:
+        log.exception("ranking %d readers together failed; ranking each alone", len(readers))
+    selections: list[Selection | Exception] = []
+    for reader in readers:
+        try:
+            [selection] = ranker.pick_many(session, [reader], now=now)
+        except SQLAlchemyError:
+            raise
+        except Exception as exc:
+            log.exception("ranking subscriber %s failed", reader.id)
+            selections.append(exc)
+        else:
+            selections.append(selection)
+    return selections

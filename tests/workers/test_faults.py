@@ -1,0 +1,307 @@
+"""Faults injected into the real pipeline: ``digest worker`` and ``digest beat`` on
+Redis and PostgreSQL, mail into a recording SMTP server this test controls.
+
+Leases, sweeps and back-offs are set to seconds so that each fault plays out in
+seconds; every wait polls the database or the recorded mail for a condition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import suppress
+from datetime import timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+from sqlalchemy import Engine, select
+
+from digest.clock import utcnow
+from digest.db.engine import make_engine, make_session_factory
+from digest.db.migrate import upgrade
+from digest.db.unit_of_work import unit_of_work
+from digest.delivery.ledger import claim_due_deliveries
+from digest.delivery.models import Delivery
+from digest.mail.sink import free_port
+from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
+from digest.subscriptions.models import Subscriber, SubscriberStatus
+from tests.factories import make_subscriber
+from tests.services import RedisDatabase, empty_redis_database, fresh_postgres_database
+
+LEASE_SECONDS = 4
+COMMIT_EVERY = 5
+
+
+class RecordingHandler:
+    """Keeps (recipient, Message-ID) of every message; can be slow, or answer 421."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str]] = []
+        self.delay = 0.0
+        self.busy = False
+        self._lock = threading.Lock()
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.busy:
+            return "421 4.3.2 Service not available, try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        message = message_from_bytes(envelope.original_content or b"", policy=policy.default)
+        with self._lock:
+            self.received.append((str(message["To"]), str(message["Message-ID"])))
+        return "250 Message accepted for delivery"
+
+    def copies(self) -> Counter[str]:
+        with self._lock:
+            return Counter(to for to, _ in self.received)
+
+
+class RecordingServer:
+    """An SMTP server on a fixed port that can be taken down (connections refused)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.handler = RecordingHandler()
+        self._controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def down(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    try:
+        yield server
+    finally:
+        server.down()
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    with fresh_postgres_database("digest_faults") as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+
+
+@pytest.fixture
+def environment(engine: Engine, smtp: RecordingServer, tmp_path: Path) -> Iterator[dict[str, str]]:
+    ranking = tmp_path / "ranking.toml"
+    # Delivery is under test, not the embedding model: lexical ranking starts at once.
+    ranking.write_text('[relevance]\nsemantic = "off"\n')
+    base = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    with empty_redis_database(RedisDatabase.FAULTS_BROKER) as broker_url:
+        yield {
+            **base,
+            "DIGEST_ENVIRONMENT": "test",
+            "DIGEST_SECRET_KEY": "faults-test-secret-key",
+            "DIGEST_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+            "DIGEST_BROKER_URL": broker_url,
+            "DIGEST_SMTP_URL": smtp.url,
+            "DIGEST_SMTP_TIMEOUT_SECONDS": "2",
+            "DIGEST_DATA_DIR": str(tmp_path / "data"),
+            "DIGEST_BASE_URL": "https://digest.example.org",
+            "DIGEST_FROM_ADDRESS": "Digest <digest@example.org>",
+            "DIGEST_SOURCES": "sample",
+            "DIGEST_RANKING_FILE": str(ranking),
+            "DIGEST_INGEST_INTERVAL_MINUTES": "600",
+            "DIGEST_DISPATCH_INTERVAL_MINUTES": "0.05",
+            "DIGEST_SWEEP_INTERVAL_SECONDS": "1",
+            "DIGEST_SWEEP_AFTER_SECONDS": "2",
+            "DIGEST_SEND_LEASE_SECONDS": str(LEASE_SECONDS),
+            "DIGEST_MAIL_COMMIT_EVERY": str(COMMIT_EVERY),
+            "DIGEST_SEND_RETRY_FIRST_SECONDS": "0.5",
+            "DIGEST_SEND_RETRY_MAX_SECONDS": "1",
+            "DIGEST_SEND_BATCH_SIZE": "50",
+        }
+
+
+@pytest.fixture
+def start(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    started: list[Process] = []
+
+    def launch(name: str, *args: str) -> Process:
+        process = start_process(
+            name, [str(VENV_BIN / "digest"), *args], workdir=tmp_path, env=environment
+        )
+        started.append(process)
+        return process
+
+    yield launch
+    stop_all(started)
+
+
+def run_digest(environment: dict[str, str], cwd: Path, *args: str) -> None:
+    result = subprocess.run(
+        [str(VENV_BIN / "digest"), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def add_readers(engine: Engine, count: int) -> list[str]:
+    with unit_of_work(make_session_factory(engine)) as session:
+        return [
+            make_subscriber(session, send_hour=0, email=f"fault{n}@example.org").email
+            for n in range(count)
+        ]
+
+
+def statuses(engine: Engine) -> Counter[str]:
+    with engine.connect() as connection:
+        return Counter(str(s) for s in connection.scalars(select(Delivery.status)))
+
+
+def max_attempts(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return max(connection.scalars(select(Delivery.attempts)), default=0)
+
+
+def kill(process: Process) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.process.pid, signal.SIGKILL)
+    process.process.wait(timeout=10)
+
+
+def report(engine: Engine, *processes: Process) -> str:
+    return "\n".join(p.report()[-4000:] for p in processes) + f"\nstatuses: {statuses(engine)}"
+
+
+@pytest.mark.services
+def test_a_worker_killed_mid_send_is_replaced_within_a_minute_and_resends_one_group_at_most(
+    engine: Engine,
+    environment: dict[str, str],
+    smtp: RecordingServer,
+    start: Callable[..., Process],
+    tmp_path: Path,
+) -> None:
+    run_digest(environment, tmp_path, "ingest")
+    readers = add_readers(engine, 40)
+    smtp.handler.delay = 0.15
+    smtp.up()
+
+    first = start("worker-1", "worker", "--pool=solo", "--without-gossip", "-n", "first@%h")
+    beat = start("beat", "beat")
+    assert wait_for(lambda: len(smtp.handler.received) >= 12, timeout=90, interval=0.05), report(
+        engine, first, beat
+    )
+    kill(first)
+    killed_at = time.monotonic()
+    assert statuses(engine)["sending"] > 0, report(engine, first, beat)
+
+    second = start("worker-2", "worker", "--pool=solo", "--without-gossip", "-n", "second@%h")
+    assert wait_for(lambda: statuses(engine) == {"sent": 40}, timeout=60), report(
+        engine, second, beat
+    )
+    assert time.monotonic() - killed_at < 60
+
+    copies = smtp.handler.copies()
+    assert set(copies) == set(readers)
+    again = [to for to, n in copies.items() if n > 1]
+    # Only the group in flight when the worker died went out twice.
+    assert len(again) <= COMMIT_EVERY and max(copies.values()) <= 2, copies
+    ids = {to: {mid for r, mid in smtp.handler.received if r == to} for to in again}
+    # TODO(composer): Message-IDs are random until compose makes them per
+    # (subscriber, edition); from then on a re-sent digest carries its first id.
+    deterministic = all(len(found) == 1 for found in ids.values())
+    print(f"re-sent after the kill: {len(again)}; same Message-ID: {deterministic}")
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("fault", ["refused", "421"])
+def test_an_smtp_outage_longer_than_the_old_retry_window_delays_mail_and_loses_none(
+    fault: str,
+    engine: Engine,
+    environment: dict[str, str],
+    smtp: RecordingServer,
+    start: Callable[..., Process],
+    tmp_path: Path,
+) -> None:
+    run_digest(environment, tmp_path, "ingest")
+    readers = add_readers(engine, 8)
+    if fault == "421":
+        smtp.handler.busy = True
+        smtp.up()
+
+    worker = start("worker", "worker", "--pool=solo", "--without-gossip")
+    beat = start("beat", "beat")
+    # More attempts than the five after which the old ledger gave up for good.
+    assert wait_for(lambda: max_attempts(engine) > 6, timeout=90), report(engine, worker, beat)
+    assert statuses(engine)["failed"] == 0 and smtp.handler.received == []
+
+    if fault == "421":
+        smtp.handler.busy = False
+    else:
+        smtp.up()
+    recovered_from = time.monotonic()
+    assert wait_for(lambda: statuses(engine) == {"sent": 8}, timeout=60), report(
+        engine, worker, beat
+    )
+    assert time.monotonic() - recovered_from < 60
+    assert smtp.handler.copies() == Counter(dict.fromkeys(readers, 1))
+
+
+@pytest.mark.services
+def test_a_reader_who_unsubscribes_while_queued_is_skipped_with_the_reason(
+    engine: Engine,
+    environment: dict[str, str],
+    smtp: RecordingServer,
+    start: Callable[..., Process],
+    tmp_path: Path,
+) -> None:
+    run_digest(environment, tmp_path, "ingest")
+    readers = add_readers(engine, 3)
+    with unit_of_work(make_session_factory(engine)) as session:
+        # Claimed a minute ago, its rank task lost (a broker restarted empty).
+        claim_due_deliveries(session, now=utcnow() - timedelta(minutes=1))
+        leaver = session.scalars(select(Subscriber).where(Subscriber.email == readers[0])).one()
+        leaver.status = SubscriberStatus.UNSUBSCRIBED
+    smtp.up()
+
+    worker = start("worker", "worker", "--pool=solo", "--without-gossip")
+    beat = start("beat", "beat")
+    assert wait_for(lambda: statuses(engine) == {"sent": 2, "skipped": 1}, timeout=60), report(
+        engine, worker, beat
+    )
+
+    with engine.connect() as connection:
+        skipped = connection.execute(
+            select(Subscriber.email, Delivery.skip_reason, Delivery.note, Delivery.last_error)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.status == "skipped")
+        ).one()
+    assert tuple(skipped) == (readers[0], "unsubscribed", "subscriber is unsubscribed", None)
+    assert smtp.handler.copies() == Counter(dict.fromkeys(readers[1:], 1))
