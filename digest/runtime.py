@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -39,11 +39,11 @@ from digest.delivery.ledger import (
     record_results,
     renew_lease,
 )
-from digest.delivery.mail_stage import failure, load_mail_items, mail_one
+from digest.delivery.mail_stage import MailItem, failure, load_mail_items, prepare, sent
 from digest.delivery.models import Delivery
 from digest.delivery.rank_stage import Ranked, rank_deliveries
 from digest.mail.identity import SiteIdentity
-from digest.mail.outgoing import outgoing
+from digest.mail.outgoing import OutgoingMessage, outgoing
 from digest.mail.rendering import make_environment
 from digest.mail.sender import Sender, SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
@@ -226,13 +226,18 @@ class Runtime:
             return batch
         with unit_of_work(self.session_factory) as session:
             items = load_mail_items(session, held.ids)
-        policy, every = self.retry_policy, self.settings.mail_commit_every
+        policy = self.retry_policy
+        # A kill loses what was sent but not recorded: the results waiting for their
+        # group plus the messages in flight. Both together stay within the setting.
+        every = max(1, self.settings.mail_commit_every - self.sender.max_in_flight)
         results: list[Result] = []
+        sending: dict[str, MailItem] = {}
         in_a_row = 0
         down: SendError | None = None
+        renew_at = clock() + self.lease / 2
 
         def flush() -> None:
-            nonlocal held, results
+            nonlocal held, results, renew_at
             moment = clock()
             with unit_of_work(self.session_factory) as session:
                 record_results(session, held, results, now=moment)
@@ -244,34 +249,42 @@ class Runtime:
                 if r.retry_at is not None:
                     batch.retry_in[r.delivery_id] = (r.retry_at - moment).total_seconds()
             results = []
+            renew_at = moment + self.lease / 2
 
-        with self.sender.connection() as connection:
-            renew_at = clock() + self.lease / 2
+        def record(result: Result) -> None:
+            results.append(result)
+            if len(results) >= every or clock() >= renew_at:
+                flush()
+
+        def messages() -> Iterator[OutgoingMessage]:
             for item in items:
                 if item.delivery_id not in held.ids:
                     # Taken over by another task after our lease lapsed: theirs now.
                     continue
                 if down is not None:
-                    results.append(failure(item, down, policy=policy, now=clock()))
-                else:
-                    result = mail_one(
-                        item,
-                        composer=self.composer,
-                        connection=connection,
-                        policy=policy,
-                        now=clock(),
-                    )
-                    results.append(result)
-                    in_a_row = in_a_row + 1 if result.outcome == Outcome.RETRY else 0
-                    if in_a_row >= FAILURES_IN_A_ROW_MEANING_DOWN:
-                        down = SendError(
-                            f"not tried, the server looks down: {result.error}", permanent=False
-                        )
-                if len(results) >= every or clock() >= renew_at:
-                    flush()
-                    renew_at = clock() + self.lease / 2
-            if results:
-                flush()
+                    record(failure(item, down, policy=policy, now=clock()))
+                    continue
+                prepared = prepare(item, composer=self.composer, now=clock())
+                if isinstance(prepared, Result):
+                    record(prepared)
+                    continue
+                sending[prepared.message_id] = item
+                yield prepared
+
+        def on_result(message: OutgoingMessage, error: SendError | None) -> None:
+            nonlocal in_a_row, down
+            item = sending.pop(message.message_id)
+            result = sent(item, message, error, policy=policy, now=clock())
+            in_a_row = in_a_row + 1 if result.outcome == Outcome.RETRY else 0
+            if in_a_row >= FAILURES_IN_A_ROW_MEANING_DOWN and down is None:
+                down = SendError(
+                    f"not tried, the server looks down: {result.error}", permanent=False
+                )
+            record(result)
+
+        self.sender.send_many(messages(), on_result)
+        if results:
+            flush()
         log.info("mailed batch of %d: %s", len(delivery_ids), batch.counts())
         return batch
 

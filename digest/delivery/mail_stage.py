@@ -1,8 +1,8 @@
 """The mail stage: a ranked delivery composed from its stored picks and sent.
 
 Nothing here ranks or imports the ranking: a mail process loads the stored
-picks and their papers in bulk, composes each reader's email and hands it to a
-mail connection. What became of each delivery is a :class:`Result`; the caller
+picks and their papers in bulk, composes each reader's email and hands it to the
+sender, several in flight. What became of each delivery is a :class:`Result`; the caller
 writes them in small groups (:func:`digest.delivery.ledger.record_results`).
 """
 
@@ -16,10 +16,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.delivery.compose import Composed, DigestComposer
+from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import Outcome, Result, RetryPolicy
 from digest.delivery.models import Delivery, DeliveryPaper, SkipReason
-from digest.mail.sender import MailConnection, SendError
+from digest.mail.outgoing import OutgoingMessage
+from digest.mail.sender import SendError
 from digest.papers.models import Paper
 from digest.ranking.picks import Pick
 from digest.subscriptions.models import Subscriber, SubscriberStatus
@@ -73,25 +74,12 @@ def load_mail_items(session: Session, delivery_ids: Sequence[int]) -> list[MailI
     ]
 
 
-def send_composed(connection: MailConnection, composed: Composed) -> str:
-    """Hand one composed digest to the connection; its Message-ID.
+def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> OutgoingMessage | Result:
+    """The digest to send, or why there is none (this reader's outcome, recorded as is).
 
-    The one place a digest meets a transport, so that another sender (a pool with
-    several messages in flight) replaces only this.
+    Any failure while composing is this reader's alone: a bug or bad data for one
+    reader must not stop the others.
     """
-    connection.send(composed.outgoing)
-    return composed.message_id
-
-
-def mail_one(
-    item: MailItem,
-    *,
-    composer: DigestComposer,
-    connection: MailConnection,
-    policy: RetryPolicy,
-    now: datetime,
-) -> Result:
-    """Compose and send one digest; any failure is this reader's alone."""
     reader = item.subscriber
     if reader.status != SubscriberStatus.ACTIVE:
         return Result(
@@ -109,15 +97,24 @@ def mail_one(
             note="no stored picks",
         )
     try:
-        composed = composer.compose(reader, item.picks, edition=item.edition, now=now)
-        message_id = send_composed(connection, composed)
-    except SendError as exc:
-        return failure(item, exc, policy=policy, now=now)
+        return composer.compose(reader, item.picks, edition=item.edition, now=now).outgoing
     except Exception as exc:
-        # A bug or bad data for this reader must not stop the others.
-        log.exception("delivery %s failed unexpectedly", item.delivery_id)
+        log.exception("delivery %s could not be composed", item.delivery_id)
         return Result(item.delivery_id, Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
-    return Result(item.delivery_id, Outcome.SENT, message_id=message_id)
+
+
+def sent(
+    item: MailItem,
+    message: OutgoingMessage,
+    error: SendError | None,
+    *,
+    policy: RetryPolicy,
+    now: datetime,
+) -> Result:
+    """What the server's answer to one digest makes of its delivery."""
+    if error is None:
+        return Result(item.delivery_id, Outcome.SENT, message_id=message.message_id)
+    return failure(item, error, policy=policy, now=now)
 
 
 def failure(item: MailItem, exc: SendError, *, policy: RetryPolicy, now: datetime) -> Result:

@@ -39,6 +39,10 @@ class MailConnection(Protocol):
 
 
 class Sender(Protocol):
+    @property
+    def max_in_flight(self) -> int:
+        """How many messages :meth:`send_many` may have handed over and not yet reported."""
+
     def connection(self) -> AbstractContextManager[MailConnection]:
         """One session for a few messages sent one by one, closed when the block ends."""
 

@@ -302,6 +302,10 @@ class SmtpSender:
             lambda: SmtpSession(config), connections=config.connections, rate=config.rate
         )
 
+    @property
+    def max_in_flight(self) -> int:
+        return self.config.connections
+
     def send_many(self, messages: Iterable[OutgoingMessage], on_result: ResultCallback) -> None:
         """:meth:`digest.mail.sender.Sender.send_many` through a pool, on a private
         event loop in this thread; ``on_result`` runs in it, between two SMTP

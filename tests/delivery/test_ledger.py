@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -13,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.ranking import load_ranking_config
 from config.settings import Settings
+from digest.delivery.compose import Composed
 from digest.delivery.ledger import (
     Outcome,
     Result,
@@ -25,7 +29,8 @@ from digest.delivery.ledger import (
 )
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus, SkipReason
 from digest.delivery.rank_stage import rank_deliveries
-from digest.mail.sender import SendError
+from digest.mail.outgoing import OutgoingMessage
+from digest.mail.sender import MailConnection, ResultCallback, SendError
 from digest.mail.sink import SmtpSink, free_port
 from digest.ranking.ranker import TrendingRanker
 from digest.runtime import Runtime
@@ -45,41 +50,30 @@ class Killed(BaseException):
     """The worker dying mid-batch: nothing after it runs, not even an except Exception."""
 
 
-class FakeConnection:
-    """Records what it was handed; ``fail(recipient)`` decides, per message, what happens."""
+class FakeSender:
+    """Records what it was handed, one message at a time; ``fail(recipient)`` decides,
+    per message, what happens: a SendError is that message's outcome, anything else
+    (``Killed``) ends the sending as a dying process would."""
 
-    def __init__(self, fail: Callable[[str], BaseException | None]) -> None:
+    max_in_flight = 1
+
+    def __init__(self, fail: Callable[[str], BaseException | None] = lambda _: None) -> None:
         self.fail = fail
         self.sent: list[EmailMessage] = []
         self.tried: list[str] = []
 
-    def send(self, message: EmailMessage) -> None:
-        recipient = str(message["To"])
-        self.tried.append(recipient)
-        error = self.fail(recipient)
-        if error is not None:
-            raise error
-        self.sent.append(message)
+    def connection(self) -> AbstractContextManager[MailConnection]:
+        raise AssertionError("digests go through send_many")
 
-
-class FakeSender:
-    def __init__(self, fail: Callable[[str], BaseException | None] = lambda _: None) -> None:
-        self.connections: list[FakeConnection] = []
-        self.fail = fail
-
-    @contextmanager
-    def connection(self) -> Iterator[FakeConnection]:
-        connection = FakeConnection(self.fail)
-        self.connections.append(connection)
-        yield connection
-
-    @property
-    def sent(self) -> list[EmailMessage]:
-        return [m for c in self.connections for m in c.sent]
-
-    @property
-    def tried(self) -> list[str]:
-        return [r for c in self.connections for r in c.tried]
+    def send_many(self, messages: Iterable[OutgoingMessage], on_result: ResultCallback) -> None:
+        for message in messages:
+            self.tried.append(message.recipient)
+            error = self.fail(message.recipient)
+            if error is not None and not isinstance(error, SendError):
+                raise error
+            if error is None:
+                self.sent.append(BytesParser(policy=default).parsebytes(message.data))
+            on_result(message, error)
 
 
 @pytest.fixture
@@ -347,7 +341,8 @@ def test_outcomes_are_committed_in_groups_so_a_kill_loses_at_most_one_group(
     claimed = claim_due_deliveries(session, now=NOW)
     doomed = readers[5].email
     sender = FakeSender(lambda to: Killed() if to == doomed else None)
-    runtime = make_runtime(sender, mail_commit_every=2)
+    # At most three sent and not recorded: groups of two, and one message in flight.
+    runtime = make_runtime(sender, mail_commit_every=3)
     runtime.rank_batch(claimed, now=NOW)
 
     with pytest.raises(Killed):
@@ -373,9 +368,16 @@ def test_one_readers_unexpected_error_fails_that_reader_alone(
     readers = [make_subscriber(session, send_hour=0) for _ in range(3)]
     claimed = claim_due_deliveries(session, now=NOW)
     broken = readers[1].email
-    sender = FakeSender(lambda to: ValueError("bad data") if to == broken else None)
-    runtime = make_runtime(sender)
+    runtime = make_runtime(FakeSender())
     runtime.rank_batch(claimed, now=NOW)
+    compose = runtime.composer.compose
+
+    def compose_or_fail(subscriber: Subscriber, *args: Any, **kwargs: Any) -> Composed:
+        if subscriber.email == broken:
+            raise ValueError("bad data")
+        return compose(subscriber, *args, **kwargs)
+
+    runtime.composer.compose = compose_or_fail  # type: ignore[method-assign]
 
     outcomes = runtime.mail_batch(claimed, now=NOW).outcomes
 
