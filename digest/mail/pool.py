@@ -103,8 +103,13 @@ class SendPool:
         # letting results pile up.
         results: asyncio.Queue[SendResult | None] = asyncio.Queue(maxsize=self.connections)
 
+        # Set once the consumer stops reading. Cancelling the senders is not enough:
+        # a transport may turn the cancellation into an error of its own, and such a
+        # sender would then wait forever to hand over a result nobody reads.
+        stopping = False
+
         def next_message() -> OutgoingMessage | None:
-            if failures:
+            if failures or stopping:
                 return None
             try:
                 return next(source)
@@ -114,14 +119,18 @@ class SendPool:
                 failures.append(exc)
                 return None
 
+        async def put(item: SendResult | None) -> None:
+            if not stopping:
+                await results.put(item)
+
         async def sending() -> None:
             try:
                 while (message := next_message()) is not None:
-                    await results.put(SendResult(message, await self._outcome(message)))
+                    await put(SendResult(message, await self._outcome(message)))
             except Exception as exc:
                 failures.append(exc)
             # Not on cancellation: only the consumer cancels, and it has stopped reading.
-            await results.put(None)
+            await put(None)
 
         workers = [asyncio.create_task(sending()) for _ in range(self.connections)]
         try:
@@ -133,6 +142,7 @@ class SendPool:
                 else:
                     yield result
         finally:
+            stopping = True
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
