@@ -67,7 +67,6 @@ import random
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -86,6 +85,8 @@ from urllib.parse import urlsplit
 
 import psutil
 from sqlalchemy import Engine, create_engine, make_url, text
+
+from digest.processes import stop
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -198,20 +199,6 @@ def wait_for(
     sys.exit(f"timed out after {timeout:.0f}s waiting for {condition}")
 
 
-def stop_group(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
-    """SIGTERM to the process group this script started; SIGKILL after ``grace``."""
-    if process.poll() is not None:
-        return
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace)
-
-
 @contextmanager
 def broker_available(url: str, folder: Path) -> Iterator[bool]:
     """Yields whether the broker is a Redis this script started (and may purge)."""
@@ -233,7 +220,7 @@ def broker_available(url: str, folder: Path) -> Iterator[bool]:
         wait_for(f"redis-server on port {port}", lambda: port_open("127.0.0.1", port), 30)
         yield True
     finally:
-        stop_group(process)
+        stop(process, grace=30)
         log.close()
 
 
@@ -285,7 +272,7 @@ def smtp_sink(folder: Path, *extra: str) -> Iterator[Sink]:
         wait_for("smtp-sink", lambda: port_open("127.0.0.1", port), 10)
         yield Sink(port, process, output)
     finally:
-        stop_group(process, grace=5)
+        stop(process, grace=5)
 
 
 def wire_size(dump: Path) -> int:
@@ -702,7 +689,7 @@ def run_celery(
             time.sleep(POLL_SECONDS)
         emails = sink.wait_messages(baseline + counts.get("sent", 0)) - baseline
     finally:
-        stop_group(worker, grace=60)
+        stop(worker, grace=60)
         watcher.stop()
         engine.dispose()
     first = watcher.first_email_at
