@@ -33,7 +33,7 @@ from digest.db.unit_of_work import unit_of_work
 from digest.delivery.ledger import claim_due_deliveries
 from digest.delivery.models import Delivery
 from digest.mail.sink import free_port
-from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
+from digest.processes import VENV_BIN, Process, wait_for
 from digest.subscriptions.models import Subscriber, SubscriberStatus
 from tests.factories import make_subscriber
 from tests.services import RedisDatabase, empty_redis_database, fresh_postgres_database
@@ -143,21 +143,6 @@ def environment(engine: Engine, smtp: RecordingServer, tmp_path: Path) -> Iterat
             "DIGEST_SEND_RETRY_MAX_SECONDS": "1",
             "DIGEST_SEND_BATCH_SIZE": "50",
         }
-
-
-@pytest.fixture
-def start(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Process]]:
-    started: list[Process] = []
-
-    def launch(name: str, *args: str) -> Process:
-        process = start_process(
-            name, [str(VENV_BIN / "digest"), *args], workdir=tmp_path, env=environment
-        )
-        started.append(process)
-        return process
-
-    yield launch
-    stop_all(started)
 
 
 def run_digest(environment: dict[str, str], cwd: Path, *args: str) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
-from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
+from digest.processes import VENV_BIN, Process, wait_for
 from digest.subscriptions.models import Subscriber
 from tests.services import RedisDatabase, empty_redis_database
 
@@ -52,21 +52,6 @@ def environment(database_url: str, smtp_sink: SmtpSink, tmp_path: Path) -> Itera
             # No internet here: beat ingests the shipped sample only.
             "DIGEST_SOURCES": "sample",
         }
-
-
-@pytest.fixture
-def start(environment: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Process]]:
-    started: list[Process] = []
-
-    def launch(name: str, *args: str) -> Process:
-        process = start_process(
-            name, [str(VENV_BIN / "digest"), *args], workdir=tmp_path, env=environment
-        )
-        started.append(process)
-        return process
-
-    yield launch
-    stop_all(started)
 
 
 def deliveries(database_engine: Engine) -> list[tuple[str, str, str | None, str | None]]:
