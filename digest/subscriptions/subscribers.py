@@ -311,7 +311,8 @@ def parse_preferences(form: Mapping[str, str]) -> Preferences:
 
     def whole(low: int, high: int, what: str) -> Callable[[str], int]:
         def parse(text: str) -> int:
-            if not text.isdigit() or not low <= int(text) <= high:
+            # isdigit() alone admits "²" and other digits int() refuses.
+            if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
                 raise SubscriberError(f"{what} must be a whole number from {low} to {high}")
             return int(text)
 

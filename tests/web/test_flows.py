@@ -230,6 +230,32 @@ def test_invalid_preferences_change_nothing_and_say_what_is_wrong(
     assert subscriber(database_engine, reader.email).interests == "robotics"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("number", ["²", "٣", "1.5", "-3", " "])
+def test_a_number_field_with_something_else_than_ascii_digits_is_a_message_not_an_error(
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
+    number: str,
+) -> None:
+    # Found by the fuzz test: "²".isdigit() is true and int("²") raises.
+    reader = make_reader(database_engine, interests="robotics")
+    path = preferences_path(web_settings, reader)
+    answer = client.post(
+        path,
+        data={
+            "csrf": csrf(client.get(path).text),
+            "interests": "robotics",
+            "frequency": "daily",
+            "weekly_day": "0",
+            "send_hour": "8",
+            "timezone": "UTC",
+            "papers_per_digest": number,
+        },
+    )
+    assert answer.status_code == 400
+    assert "papers per digest must be a whole number from 1 to 50" in answer.text
+
+
 @pytest.mark.parametrize("forged", ["", "nonsense", "other-reader"])
 def test_a_preferences_change_without_the_pages_own_form_token_is_refused(
     client: TestClient,

@@ -45,6 +45,21 @@ def test_a_429_waits_as_long_as_retry_after_says(serve: Callable[..., Recorded])
     assert 25 < recorded.clock.sleeps[1] <= 30
 
 
+def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(
+    serve: Callable[..., Recorded],
+) -> None:
+    # Header values arrive as latin-1: "\xb2" is "²", which isdigit() accepts and int() refuses.
+    recorded = serve(
+        answers(
+            httpx.Response(503, headers={"Retry-After": b"\xb2", "Content-Length": b"\xb2"}),
+            httpx.Response(200, content=b"ok"),
+        )
+    )
+    response = recorded.fetcher.get(URL)
+    assert response is not None and response.body == b"ok"
+    assert len(recorded.clock.sleeps) == 1
+
+
 def test_a_server_asking_for_hours_is_given_up_on(serve: Callable[..., Recorded]) -> None:
     recorded = serve(answers(httpx.Response(503, headers={"Retry-After": "86400"})))
     with pytest.raises(SourceError, match="asked to wait 86400s"):
