@@ -157,7 +157,12 @@ class Fetcher:
     def _send(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
         with self.client.stream(request.method, request.url, headers=request.headers) as response:
             declared = response.headers.get("content-length")
-            if declared and declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
+            if (
+                declared
+                and declared.isascii()
+                and declared.isdigit()
+                and int(declared) > self.max_bytes
+            ):
                 raise SourceError(
                     f"{request.url} is {int(declared):,} bytes, over the {self.max_bytes:,} limit"
                 )
