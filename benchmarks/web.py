@@ -86,8 +86,9 @@ from digest.db.migrate import upgrade
 from digest.mail.sink import free_port
 from digest.processes import VENV_BIN, Process, start_process, stop, wait_for
 from digest.runtime import Runtime
+from digest.subscriptions.choices import Frequency, SubscriberStatus
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from gil_profile import finish_profiler, keep_profile, start_profiler
 from wrk import WRK_SCRIPT, WrkFigures, expected_ids, parse_wrk, run_wrk, wrk_argv
 

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from digest.papers.models import Paper, PopularitySignal
-from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.choices import Frequency, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 
 NOW = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 _sequence = itertools.count(1)

@@ -1,15 +1,17 @@
-"""What every command shares: one-line errors, settings, the runtime, the Celery app."""
+"""What every command shares: one-line errors, settings, the runtime, the Celery app.
+
+Command modules import the domain inside each command, not at the top: `digest --help`
+then loads Typer and nothing of SQLAlchemy, pydantic or the domain.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from pydantic import ValidationError
-
-from config.settings import Settings
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from digest.runtime import Runtime
     from workers.app import DigestCelery
 
@@ -20,6 +22,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load_settings() -> Settings:
+    # Imported here, as every command module imports: `digest --help` stays fast.
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:

@@ -6,7 +6,6 @@ import logging
 import sys
 
 import typer
-from sqlalchemy.exc import OperationalError
 
 from digest.cli import demo, ingest, preview, services
 from digest.cli.db import db_cli
@@ -35,7 +34,12 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         cli()
-    except OperationalError as exc:
+    except Exception as exc:
+        # Only a command that reached the database can raise this: SQLAlchemy is loaded.
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(exc, OperationalError):
+            raise
         message = str(exc.orig or exc).strip().splitlines()[0]
         typer.echo(f"error: cannot reach the database: {message}", err=True)
         sys.exit(1)

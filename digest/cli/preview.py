@@ -7,9 +7,6 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import fail, open_runtime
-from digest.clock import utcnow
-from digest.db.unit_of_work import unit_of_work
-from digest.subscriptions.subscribers import SubscriberError, find_subscriber, normalise_email
 
 
 def preview(
@@ -32,7 +29,14 @@ def preview(
     import json
     from datetime import UTC, datetime
 
+    from digest.clock import utcnow
+    from digest.db.unit_of_work import unit_of_work
     from digest.ranking.profiles import Profile, profile_of, sent_paper_ids
+    from digest.subscriptions.subscribers import (
+        SubscriberError,
+        find_subscriber,
+        normalise_email,
+    )
 
     start = None
     if since is not None:

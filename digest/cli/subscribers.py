@@ -10,13 +10,9 @@ from contextlib import contextmanager
 from typing import Annotated, TextIO
 
 import typer
-from sqlalchemy.exc import IntegrityError
 
 from digest.cli.context import fail, open_runtime
-from digest.clock import utcnow
-from digest.db.unit_of_work import unit_of_work
-from digest.subscriptions.csv_io import export_subscribers, import_subscribers
-from digest.subscriptions.models import (
+from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
     DEFAULT_PAPERS_PER_DIGEST,
     DEFAULT_SEND_HOUR,
@@ -24,14 +20,6 @@ from digest.subscriptions.models import (
     MAX_PAPERS_PER_DIGEST,
     Frequency,
     SubscriberStatus,
-)
-from digest.subscriptions.subscribers import (
-    SubscriberError,
-    add_subscriber,
-    count_by_status,
-    find_subscriber,
-    list_subscribers,
-    normalise_email,
 )
 
 subscribers_cli = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
@@ -50,6 +38,10 @@ def subscribers_add(
     ] = DEFAULT_PAPERS_PER_DIGEST,
 ) -> None:
     """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    from digest.clock import utcnow
+    from digest.db.unit_of_work import unit_of_work
+    from digest.subscriptions.subscribers import SubscriberError, add_subscriber
+
     runtime = open_runtime()
     try:
         with unit_of_work(runtime.session_factory) as session:
@@ -74,6 +66,9 @@ def subscribers_list(
     status: Annotated[SubscriberStatus | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
     """List subscribers: email, status, frequency, send time, interests."""
+    from digest.db.unit_of_work import unit_of_work
+    from digest.subscriptions.subscribers import list_subscribers
+
     runtime = open_runtime()
     with unit_of_work(runtime.session_factory) as session:
         rows = list_subscribers(session, status=status)
@@ -88,6 +83,9 @@ def subscribers_list(
 @subscribers_cli.command("counts")
 def subscribers_counts() -> None:
     """How many subscribers are in each status (zeros included)."""
+    from digest.db.unit_of_work import unit_of_work
+    from digest.subscriptions.subscribers import count_by_status
+
     runtime = open_runtime()
     with unit_of_work(runtime.session_factory) as session:
         counts = count_by_status(session)
@@ -104,6 +102,9 @@ def subscribers_export(
     ] = "-",
 ) -> None:
     """Write subscribers as CSV: a header row, then one row each ("; " joins lists)."""
+    from digest.db.unit_of_work import unit_of_work
+    from digest.subscriptions.csv_io import export_subscribers
+
     runtime = open_runtime()
     with unit_of_work(runtime.session_factory) as session, _csv_output(output) as out:
         count = export_subscribers(session, out, status=status)
@@ -147,6 +148,13 @@ def subscribers_import(
     rows with --confirmed. created_at and confirmed_at are not read: both are the
     time of the import. Exit code 1 when some rows were invalid.
     """
+    from sqlalchemy.exc import IntegrityError
+
+    from digest.clock import utcnow
+    from digest.db.unit_of_work import unit_of_work
+    from digest.subscriptions.csv_io import import_subscribers
+    from digest.subscriptions.subscribers import SubscriberError
+
     text = _read_csv_text(file)
     runtime = open_runtime()
     try:
@@ -190,6 +198,13 @@ def _read_csv_text(file: str) -> str:
 @subscribers_cli.command("links")
 def subscribers_links(email: str) -> None:
     """Print a subscriber's preferences and unsubscribe links (for support requests)."""
+    from digest.db.unit_of_work import unit_of_work
+    from digest.subscriptions.subscribers import (
+        SubscriberError,
+        find_subscriber,
+        normalise_email,
+    )
+
     runtime = open_runtime()
     links = runtime.links
     try:

@@ -33,8 +33,9 @@ from digest.mail.rendering import render_email
 from digest.mail.skeleton import Holes, Skeleton
 from digest.papers.models import Paper
 from digest.ranking.picks import Pick
+from digest.subscriptions.choices import Frequency
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Frequency, Subscriber
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.tokens import Purpose
 
 SUMMARY_WORDS = 70

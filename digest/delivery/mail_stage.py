@@ -23,7 +23,8 @@ from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
 from digest.papers.models import Paper
 from digest.ranking.picks import Pick
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
 

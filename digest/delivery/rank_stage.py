@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from digest.delivery.ledger import mark_failed, mark_ranked, mark_skipped, queued
 from digest.delivery.models import DeliveryPaper, SkipReason
 from digest.ranking.picks import Empty, Ranker, Selection
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from digest.delivery.models import Delivery
-from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.choices import Frequency, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,15 @@ from sqlalchemy.orm import Session
 
 from digest.db.dialects import insert_new_rows
 from digest.db.limits import IN_LIST_CHUNK
-from digest.subscriptions.models import (
+from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
     DEFAULT_PAPERS_PER_DIGEST,
     DEFAULT_SEND_HOUR,
     DEFAULT_TIMEZONE,
     DEFAULT_WEEKLY_DAY,
-    FIRST_CONFIRM_NONCE,
-    FIRST_TOKEN_VERSION,
-    Subscriber,
     SubscriberStatus,
 )
+from digest.subscriptions.models import FIRST_CONFIRM_NONCE, FIRST_TOKEN_VERSION, Subscriber
 from digest.subscriptions.subscribers import (
     PREFERENCE_FIELDS,
     Preferences,

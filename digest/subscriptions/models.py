@@ -11,32 +11,20 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from digest.clock import utcnow
 from digest.db.base import Base, UTCDateTime, enum_column
+from digest.subscriptions.choices import (
+    DEFAULT_FREQUENCY,
+    DEFAULT_PAPERS_PER_DIGEST,
+    DEFAULT_SEND_HOUR,
+    DEFAULT_TIMEZONE,
+    DEFAULT_WEEKLY_DAY,
+    Frequency,
+    SubscriberStatus,
+)
 
 if TYPE_CHECKING:
     from digest.delivery.models import Delivery
 
 
-class SubscriberStatus(enum.StrEnum):
-    PENDING = "pending"
-    ACTIVE = "active"
-    PAUSED = "paused"
-    UNSUBSCRIBED = "unsubscribed"
-    BOUNCED = "bounced"
-
-
-class Frequency(enum.StrEnum):
-    DAILY = "daily"
-    WEEKLY = "weekly"
-
-
-# A new reader's preferences until they choose their own: the form, the CSV
-# import and `digest subscribers add` all start from these.
-DEFAULT_FREQUENCY = Frequency.DAILY
-DEFAULT_WEEKLY_DAY = 0
-DEFAULT_SEND_HOUR = 7
-DEFAULT_TIMEZONE = "UTC"
-DEFAULT_PAPERS_PER_DIGEST = 5
-MAX_PAPERS_PER_DIGEST = 50
 # Where a new reader's link versions start (see Subscriber.token_version, .confirm_nonce).
 FIRST_TOKEN_VERSION = 1
 FIRST_CONFIRM_NONCE = 0

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from digest.mail.identity import SiteIdentity
 from digest.mail.message import build_message
 from digest.mail.rendering import render_email
+from digest.subscriptions.choices import Frequency, SubscriberStatus
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import Notice
 
 log = logging.getLogger(__name__)

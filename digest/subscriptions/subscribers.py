@@ -18,19 +18,18 @@ from sqlalchemy import Connection, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.delivery.models import Delivery, DeliveryPaper
-from digest.subscriptions.feedback import feedback_of
-from digest.subscriptions.models import (
+from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
     DEFAULT_PAPERS_PER_DIGEST,
     DEFAULT_SEND_HOUR,
     DEFAULT_TIMEZONE,
     DEFAULT_WEEKLY_DAY,
     MAX_PAPERS_PER_DIGEST,
-    Feedback,
     Frequency,
-    Subscriber,
     SubscriberStatus,
 )
+from digest.subscriptions.feedback import feedback_of
+from digest.subscriptions.models import Feedback, Subscriber
 
 T = TypeVar("T")
 

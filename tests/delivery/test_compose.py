@@ -23,7 +23,8 @@ from digest.papers.sources.sample import SampleSource
 from digest.papers.storage import store_papers
 from digest.ranking.picks import Pick
 from digest.runtime import Runtime
-from digest.subscriptions.models import Frequency, Subscriber
+from digest.subscriptions.choices import Frequency
+from digest.subscriptions.models import Subscriber
 from tests.factories import NOW, make_subscriber
 
 URL = re.compile(r"https?://[^\s\"<>]+|mailto:[^\s\"<>]+")

@@ -34,7 +34,8 @@ from digest.mail.sender import MailConnection, ResultCallback, SendError
 from digest.mail.sink import SmtpSink, free_port
 from digest.ranking.ranker import TrendingRanker
 from digest.runtime import Runtime
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.tokens import Purpose, Signer
 from tests.factories import NOW, make_paper, make_subscriber
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from digest.delivery.models import Delivery
 from digest.delivery.schedule import due_subscribers, edition_label
-from digest.subscriptions.models import Frequency, SubscriberStatus
+from digest.subscriptions.choices import Frequency, SubscriberStatus
 from tests.factories import make_subscriber
 
 # Saturday 21 November 2026, 09:30 UTC.

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from digest.subscriptions import csv_io
+from digest.subscriptions.choices import Frequency, SubscriberStatus
 from digest.subscriptions.csv_io import (
     COLUMNS,
     CsvFileError,
@@ -19,7 +20,7 @@ from digest.subscriptions.csv_io import (
     export_subscribers,
     import_subscribers,
 )
-from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import Preferences, add_subscriber, find_subscriber
 from tests.factories import NOW, make_subscriber
 

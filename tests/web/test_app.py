@@ -9,7 +9,8 @@ from sqlalchemy import Engine
 from config.settings import Settings
 from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.tokens import Purpose, Signer
 from tests.factories import make_subscriber
 

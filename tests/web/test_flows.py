@@ -21,7 +21,8 @@ from digest.delivery.ledger import Outcome
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
-from digest.subscriptions.models import Frequency, Subscriber, SubscriberStatus
+from digest.subscriptions.choices import Frequency, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.web.app import create_app
 from tests.factories import NOW, make_paper
 from tests.web.readers import csrf, make_reader, preferences_path, subscriber, unsubscribe_path

@@ -15,7 +15,8 @@ from starlette.types import Message, Receive, Scope, Send
 from config.settings import Settings
 from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import unsubscribe_by_link_async
 from digest.subscriptions.tokens import Purpose, Signer
 from digest.web.one_click import OneClickShortcut, OneClickUnsubscriber

@@ -34,7 +34,8 @@ from digest.delivery.ledger import claim_due_deliveries
 from digest.delivery.models import Delivery
 from digest.mail.sink import free_port
 from digest.processes import VENV_BIN, Process, wait_for
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from tests.factories import make_subscriber
 from tests.services import RedisDatabase, empty_redis_database, fresh_postgres_database
 

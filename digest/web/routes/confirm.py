@@ -9,8 +9,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from digest.clock import utcnow
+from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import (
     SubscriberError,
     confirm_email_change,

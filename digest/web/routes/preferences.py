@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import (
     WEEKDAYS,
     InvalidPreferences,

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from digest.clock import utcnow
-from digest.subscriptions.models import Frequency
+from digest.subscriptions.choices import Frequency
 from digest.subscriptions.subscribers import (
     MAX_INTERESTS,
     InvalidEmail,

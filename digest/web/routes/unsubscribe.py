@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from digest.clock import utcnow
+from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Subscriber, SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import resubscribe, unsubscribe, unsubscribe_by_link
 from digest.web.dependencies import (
     EngineDep,
