@@ -9,16 +9,29 @@ from pathlib import Path
 import pytest
 
 from digest.mail.sink import free_port
-from tests.cli.commands import run
+from tests.cli.commands import lexical_ranking_file, run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    values = {"DIGEST_DATA_DIR": str(tmp_path / "data"), "DIGEST_SOURCES": "sample"}
+    values = {
+        "DIGEST_DATA_DIR": str(tmp_path / "data"),
+        "DIGEST_SOURCES": "sample",
+        # Ranking itself is tested in tests/ranking and by `digest demo`.
+        "DIGEST_RANKING_FILE": lexical_ranking_file(tmp_path),
+    }
     assert run("db", "upgrade", env=values, cwd=tmp_path).returncode == 0
     return values
+
+
+def ingest_and_add_a_reader_due_now(env: dict[str, str], cwd: Path) -> None:
+    assert run("ingest", env=env, cwd=cwd).returncode == 0
+    added = run(
+        "subscribers", "add", "ada@example.org", "--confirmed", "--send-hour", "0", env=env, cwd=cwd
+    )
+    assert added.returncode == 0, added.stderr
 
 
 def test_add_and_list_subscribers(env: dict[str, str], tmp_path: Path) -> None:
@@ -124,17 +137,7 @@ def test_a_broken_sources_file_is_one_clear_line(env: dict[str, str], tmp_path: 
 def test_send_due_sends_in_process_without_a_broker(env: dict[str, str], tmp_path: Path) -> None:
     from digest.mail.sink import SmtpSink
 
-    run("ingest", env=env, cwd=tmp_path)
-    run(
-        "subscribers",
-        "add",
-        "ada@example.org",
-        "--confirmed",
-        "--send-hour",
-        "0",
-        env=env,
-        cwd=tmp_path,
-    )
+    ingest_and_add_a_reader_due_now(env, tmp_path)
     with SmtpSink(tmp_path / "mail") as sink:
         sent = run("send-due", env={**env, "DIGEST_SMTP_URL": sink.url}, cwd=tmp_path)
         again = run("send-due", env={**env, "DIGEST_SMTP_URL": sink.url}, cwd=tmp_path)
@@ -149,17 +152,7 @@ def test_send_due_with_smtp_down_says_the_digests_stay_queued_and_fails(
 ) -> None:
     from digest.mail.sink import SmtpSink
 
-    run("ingest", env=env, cwd=tmp_path)
-    run(
-        "subscribers",
-        "add",
-        "ada@example.org",
-        "--confirmed",
-        "--send-hour",
-        "0",
-        env=env,
-        cwd=tmp_path,
-    )
+    ingest_and_add_a_reader_due_now(env, tmp_path)
     port = free_port()
     down = run("send-due", env={**env, "DIGEST_SMTP_URL": f"smtp://127.0.0.1:{port}"}, cwd=tmp_path)
     assert down.returncode == 75, down.stdout + down.stderr

@@ -17,11 +17,7 @@ from digest.db.unit_of_work import unit_of_work
 from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus
 from digest.papers.models import Paper
 from digest.subscriptions.models import Subscriber
-from tests.cli.commands import run
-
-# Lexical ranking only: loading the embedding model costs 5-8 s per process, and
-# embedding the sample ~30 s the first time.
-LEXICAL = '[relevance]\nsemantic = "off"\n'
+from tests.cli.commands import lexical_ranking_file, run
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +36,10 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sample(ingested: Path, tmp_path: Path) -> dict[str, str]:
     (tmp_path / "data").mkdir()
     shutil.copyfile(ingested, tmp_path / "data" / "digest.db")
-    ranking = tmp_path / "ranking.toml"
-    ranking.write_text(LEXICAL, encoding="utf-8")
     return {
         "DIGEST_DATA_DIR": str(tmp_path / "data"),
         "DIGEST_SOURCES": "sample",
-        "DIGEST_RANKING_FILE": str(ranking),
+        "DIGEST_RANKING_FILE": lexical_ranking_file(tmp_path),
     }
 
 
