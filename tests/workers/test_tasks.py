@@ -16,6 +16,7 @@ from digest.db.unit_of_work import unit_of_work
 from digest.delivery.ledger import claim_due_deliveries
 from digest.delivery.models import Delivery, DeliveryStatus
 from digest.mail.sink import SmtpSink, free_port
+from digest.subscriptions.models import Subscriber
 from tests.factories import make_subscriber
 from workers.app import DigestCelery, create_celery
 
@@ -37,6 +38,12 @@ def make_app(
     yield build
     for app in apps:
         app.runtime.dispose()
+
+
+def ingest_with_a_reader_due_now(app: DigestCelery) -> Subscriber:
+    app.tasks["digest.ingest"].delay()
+    with unit_of_work(app.runtime.session_factory) as session:
+        return make_subscriber(session, send_hour=0)
 
 
 def test_without_a_broker_tasks_run_in_process(make_app: Callable[..., DigestCelery]) -> None:
@@ -67,9 +74,8 @@ def test_dispatch_sends_again_a_queued_digest_whose_task_was_lost(
     make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
 ) -> None:
     app = make_app(smtp_url=smtp_sink.url)
-    app.tasks["digest.ingest"].delay()
+    reader = ingest_with_a_reader_due_now(app)
     with unit_of_work(app.runtime.session_factory) as session:
-        reader = make_subscriber(session, send_hour=0)
         # Claimed an hour ago, but the broker was down when its task was published.
         [lost] = claim_due_deliveries(session, now=utcnow() - timedelta(hours=1))
 
@@ -84,9 +90,7 @@ def test_in_process_a_transient_failure_stays_queued_for_the_next_run(
     make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
 ) -> None:
     app = make_app(smtp_url=f"smtp://127.0.0.1:{free_port()}", smtp_timeout_seconds=5)
-    app.tasks["digest.ingest"].delay()
-    with unit_of_work(app.runtime.session_factory) as session:
-        reader = make_subscriber(session, send_hour=0)
+    reader = ingest_with_a_reader_due_now(app)
 
     app.tasks["digest.dispatch_due"].delay()
 
@@ -112,9 +116,8 @@ def test_a_send_batch_task_left_in_a_broker_is_ranked_and_mailed(
     make_app: Callable[..., DigestCelery], smtp_sink: SmtpSink
 ) -> None:
     app = make_app(smtp_url=smtp_sink.url)
-    app.tasks["digest.ingest"].delay()
+    reader = ingest_with_a_reader_due_now(app)
     with unit_of_work(app.runtime.session_factory) as session:
-        reader = make_subscriber(session, send_hour=0)
         claimed = claim_due_deliveries(session, now=utcnow())
 
     app.tasks["digest.send_batch"].delay(claimed)
