@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/digest demo
 
+# Two processes, one per core of the reference machine: 210 s instead of 283 s there.
+# Each xdist worker has its own Redis databases and PostgreSQL databases.
+TEST_PROCESSES ?= 2
+
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
