@@ -51,7 +51,7 @@ def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(
     # Header values arrive as latin-1: "\xb2" is "²", which isdigit() accepts and int() refuses.
     recorded = serve(
         answers(
-            httpx.Response(503, headers={"Retry-After": b"\xb2", "Content-Length": b"\xb2"}),
+            httpx.Response(503, headers={b"Retry-After": b"\xb2", b"Content-Length": b"\xb2"}),
             httpx.Response(200, content=b"ok"),
         )
     )
