@@ -43,6 +43,11 @@ MAX_AGE_SECONDS = {
 }
 
 
+# Ids, versions and nonces are database integers: a signed 10**30 (forgeable by whoever
+# holds the key) made the database driver raise instead of the link being refused.
+_LARGEST_ID = 2**63 - 1
+
+
 class InvalidToken(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -91,7 +96,10 @@ class Signer:
         if (
             not isinstance(payload, list)
             or len(payload) not in (2, 3)
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in payload)
+            or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _LARGEST_ID
+                for v in payload
+            )
         ):
             raise InvalidToken("this link is not valid")
         return TokenClaims(*payload)

@@ -23,6 +23,7 @@ from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
 from digest.subscriptions.choices import Frequency, SubscriberStatus
 from digest.subscriptions.models import Subscriber
+from digest.subscriptions.tokens import Purpose, Signer
 from digest.web.app import create_app
 from tests.factories import NOW, make_paper
 from tests.web.readers import csrf, make_reader, preferences_path, subscriber, unsubscribe_path
@@ -397,6 +398,18 @@ def test_a_link_for_one_purpose_does_not_open_another(
     ):
         assert response.status_code == 400 and "We could not use this link" in response.text
     assert subscriber(database_engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("claims", [(10**30, 1), (1, 10**30), (-1, 1)])
+def test_a_signed_link_with_an_id_no_database_holds_is_refused_not_a_server_error(
+    client: TestClient, web_settings: Settings, claims: tuple[int, int]
+) -> None:
+    subscriber_id, version = claims
+    signer = Signer(web_settings.secret_key)
+    for purpose, path in ((Purpose.PREFERENCES, "/preferences"), (Purpose.CONFIRM, "/confirm")):
+        token = signer.sign(purpose, subscriber_id=subscriber_id, version=version, nonce=0)
+        response = client.get(f"{path}/{token}")
+        assert response.status_code == 400 and "We could not use this link" in response.text
 
 
 def test_a_digest_already_queued_is_not_sent_after_a_one_click_unsubscribe(
