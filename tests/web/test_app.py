@@ -12,6 +12,8 @@ from digest.db.unit_of_work import unit_of_work
 from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.models import Subscriber
 from digest.subscriptions.tokens import Purpose, Signer
+from digest.web.app import create_app
+from digest.web.security_headers import SECURITY_HEADERS
 from tests.factories import make_subscriber
 
 
@@ -102,6 +104,22 @@ def test_pages_forbid_framing_and_foreign_content(client: TestClient) -> None:
     response = client.get("/unsubscribe/not-a-token")
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_a_server_error_carries_the_security_headers_too(
+    web_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def bug(statement: str) -> None:
+        raise RuntimeError("a bug in a route")
+
+    # Any unexpected exception in a route: here, the health check's query.
+    monkeypatch.setattr("digest.web.routes.health.text", bug)
+    with TestClient(create_app(web_settings), raise_server_exceptions=False) as client:
+        response = client.get("/health")
+    assert response.status_code == 500
+    assert "a bug in a route" not in response.text
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
 
 
 def test_web_templates_exist(web_settings: Settings) -> None:
