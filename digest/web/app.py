@@ -117,7 +117,7 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
     if one_click is not None:
         app.add_middleware(OneClickShortcut, unsubscriber=one_click, signer=signer)
     # Added last, so outermost: its headers go on the shortcut's answers too.
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, https=settings.base_url.startswith("https://"))
     app.state.collaborators = Collaborators(
         settings=settings,
         runtime=runtime,

@@ -34,7 +34,10 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
             "Page not found", "There is nothing at this address.", 404, link=("/", "Subscribe")
         )
     if exc.status_code == 405:
-        return pages.message("Not allowed", "This page cannot be used that way.", 405)
+        answer = pages.message("Not allowed", "This page cannot be used that way.", 405)
+        # RFC 9110: a 405 says which methods the page takes; Starlette puts them here.
+        answer.headers.update(exc.headers or {})
+        return answer
     return pages.message("Something is wrong", str(exc.detail), exc.status_code)
 
 

@@ -122,5 +122,25 @@ def test_a_server_error_carries_the_security_headers_too(
         assert response.headers[name] == value
 
 
+def test_https_sites_ask_browsers_to_stay_on_https_and_pages_want_no_device_features(
+    web_settings: Settings,
+) -> None:
+    http = web_settings.model_copy(update={"base_url": "http://127.0.0.1:8000"})
+    with TestClient(create_app(http)) as local:
+        plain = local.get("/health")
+    assert "Strict-Transport-Security" not in plain.headers
+    assert "camera=()" in plain.headers["Permissions-Policy"]
+    https = web_settings.model_copy(update={"base_url": "https://papers.example.org"})
+    with TestClient(create_app(https)) as secure:
+        answer = secure.get("/health")
+    assert answer.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_a_method_a_page_does_not_take_says_which_it_does(client: TestClient) -> None:
+    response = client.delete("/health")
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET"
+
+
 def test_web_templates_exist(web_settings: Settings) -> None:
     assert (Path(web_settings.templates_dir) / "web" / "unsubscribe.html").exists()
