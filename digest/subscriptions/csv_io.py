@@ -27,7 +27,7 @@ from digest.subscriptions.choices import (
     DEFAULT_WEEKLY_DAY,
     SubscriberStatus,
 )
-from digest.subscriptions.models import FIRST_CONFIRM_NONCE, FIRST_TOKEN_VERSION, Subscriber
+from digest.subscriptions.models import FIRST_CONFIRM_NONCE, Subscriber, first_token_version
 from digest.subscriptions.subscribers import (
     PREFERENCE_FIELDS,
     Preferences,
@@ -230,7 +230,7 @@ def _new_subscriber(row: ImportRow, *, confirmed: bool, now: datetime) -> tuple[
         p.send_hour,
         p.timezone,
         p.papers_per_digest,
-        FIRST_TOKEN_VERSION,
+        first_token_version(),
         FIRST_CONFIRM_NONCE,
         now,
         now if confirmed else None,

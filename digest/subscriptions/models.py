@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -25,9 +26,19 @@ if TYPE_CHECKING:
     from digest.delivery.models import Delivery
 
 
-# Where a new reader's link versions start (see Subscriber.token_version, .confirm_nonce).
-FIRST_TOKEN_VERSION = 1
+# Where a new reader's confirmation nonce starts (see Subscriber.confirm_nonce).
 FIRST_CONFIRM_NONCE = 0
+# Links signed before token versions started at random carry versions from 1 up;
+# bumps never take a reader that far, so none of those links can match a newer reader.
+_RANDOM_VERSIONS_FROM = 2**20
+_RANDOM_VERSIONS_BELOW = 2**30
+
+
+def first_token_version() -> int:
+    """Where a new reader's link version starts: at random, so that a link names
+    one reader for good. An id alone does not: SQLite hands a deleted reader's id
+    to the next one, and restored or merged databases can repeat ids anywhere."""
+    return _RANDOM_VERSIONS_FROM + secrets.randbelow(_RANDOM_VERSIONS_BELOW - _RANDOM_VERSIONS_FROM)
 
 
 class Subscriber(Base):
@@ -54,8 +65,9 @@ class Subscriber(Base):
     send_hour: Mapped[int] = mapped_column(default=DEFAULT_SEND_HOUR)
     timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE, index=True)
     papers_per_digest: Mapped[int] = mapped_column(default=DEFAULT_PAPERS_PER_DIGEST)
-    # Bumped to revoke every link signed for this subscriber so far.
-    token_version: Mapped[int] = mapped_column(default=FIRST_TOKEN_VERSION)
+    # In every link; bumped to revoke every link signed for this subscriber so far.
+    # Starts at random (first_token_version): with the id, it is the link's key.
+    token_version: Mapped[int] = mapped_column(default=first_token_version)
     # In each confirmation link; bumped when one is used, so each works once.
     confirm_nonce: Mapped[int] = mapped_column(default=FIRST_CONFIRM_NONCE)
     # A new address waiting for its owner to confirm it; the old one stays until then.
