@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from digest.subscriptions.tokens import InvalidToken
 from digest.web.dependencies import collaborators_of
@@ -34,11 +35,29 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
             "Page not found", "There is nothing at this address.", 404, link=("/", "Subscribe")
         )
     if exc.status_code == 405:
-        answer = pages.message("Not allowed", "This page cannot be used that way.", 405)
-        # RFC 9110: a 405 says which methods the page takes; Starlette puts them here.
-        answer.headers.update(exc.headers or {})
-        return answer
-    return pages.message("Something is wrong", str(exc.detail), exc.status_code)
+        page = pages.message("Not allowed", "This page cannot be used that way.", 405)
+        page.headers.update(exc.headers or {})
+        page.headers["Allow"] = ", ".join(allowed_methods(request))
+        return page
+    page = pages.message("Something is wrong", str(exc.detail), exc.status_code)
+    page.headers.update(exc.headers or {})
+    return page
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers (RFC 9110's Allow): Starlette's
+    405 names only the first route's, and a page's GET and POST are two routes."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def add_error_pages(app: FastAPI) -> None:

@@ -140,6 +140,10 @@ def test_a_method_a_page_does_not_take_says_which_it_does(client: TestClient) ->
     response = client.delete("/health")
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET"
+    # The subscribe page's GET and POST are two routes: Starlette named only the first.
+    response = client.put("/")
+    assert response.status_code == 405
+    assert {"GET", "POST"} <= set(response.headers["Allow"].replace(" ", "").split(","))
 
 
 def test_web_templates_exist(web_settings: Settings) -> None:
