@@ -8,6 +8,12 @@ databases of its own.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from enum import IntEnum
@@ -20,6 +26,10 @@ POSTGRES_URL = os.environ.get(
     "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("DIGEST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+RABBITMQ_URL = os.environ.get("DIGEST_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
+# Ports a test may take for a Redis server of its own (one it kills and restarts).
+_FIRST, _LAST = os.environ.get("DIGEST_TEST_OWN_REDIS_PORTS", "6385-6389").split("-")
+OWN_REDIS_PORTS = range(int(_FIRST), int(_LAST) + 1)
 
 
 class RedisDatabase(IntEnum):
@@ -62,3 +72,98 @@ def empty_redis_database(database: RedisDatabase) -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@contextmanager
+def rabbitmq_vhost(prefix: str = "digest_test") -> Iterator[str]:
+    """The broker URL of a new RabbitMQ virtual host, deleted afterwards: queues of
+    their own, whoever else uses the server."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    rabbitmqctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+
+    def run(*args: str) -> None:
+        subprocess.run([rabbitmqctl, *args], check=True, capture_output=True, timeout=60)
+
+    run("add_vhost", name)
+    try:
+        run("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield f"{RABBITMQ_URL}/{name}"
+    finally:
+        run("delete_vhost", name)
+
+
+def broker_url(kind: str, database: RedisDatabase) -> AbstractContextManager[str]:
+    """An empty broker of ``kind`` ("redis" or "rabbitmq") for one test."""
+    if kind == "rabbitmq":
+        return rabbitmq_vhost(f"digest_{database.name.lower()}")
+    if kind == "redis":
+        return empty_redis_database(database)
+    raise ValueError(f"unknown broker {kind!r}")
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own, holding nothing on disk, that can be
+    killed and started again empty on the same port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _answers(self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Kill the server outright: everything it held is gone."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait(timeout=10)
+        self._process = None
+
+
+@contextmanager
+def own_redis_server() -> Iterator[RedisServer]:
+    """A running Redis server on the first free port of ``OWN_REDIS_PORTS``."""
+    port = next((p for p in OWN_REDIS_PORTS if _port_is_free(p)), None)
+    if port is None:
+        raise RuntimeError(f"no free port for a Redis server in {OWN_REDIS_PORTS}")
+    server = RedisServer(port)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
