@@ -599,14 +599,11 @@ class RunResult:
         return self.emails / self.seconds if self.seconds > 0 else 0.0
 
 
-def run_send_due(env: Environment, sink: Sink, readers: int) -> RunResult:
-    engine = create_engine(env.database_url)
-    baseline = sink.messages()
-    log = env.folder / "send-due.log"
+def spawn(argv: Sequence[str], env: Environment, log: Path) -> subprocess.Popen[bytes]:
+    """Starts a command in its own session (stopped whole later), output into the log."""
     with log.open("wb") as out:
-        started = time.monotonic()
-        process = subprocess.Popen(
-            digest("send-due"),
+        return subprocess.Popen(
+            list(argv),
             cwd=env.folder,
             env=env.variables(),
             stdin=subprocess.DEVNULL,
@@ -614,11 +611,19 @@ def run_send_due(env: Environment, sink: Sink, readers: int) -> RunResult:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        watcher = Watcher(process.pid, sink, baseline)
-        watcher.start()
-        code = process.wait()
-        seconds = time.monotonic() - started
-        watcher.stop()
+
+
+def run_send_due(env: Environment, sink: Sink, readers: int) -> RunResult:
+    engine = create_engine(env.database_url)
+    baseline = sink.messages()
+    log = env.folder / "send-due.log"
+    started = time.monotonic()
+    process = spawn(digest("send-due"), env, log)
+    watcher = Watcher(process.pid, sink, baseline)
+    watcher.start()
+    code = process.wait()
+    seconds = time.monotonic() - started
+    watcher.stop()
     counts = delivery_counts(engine)
     engine.dispose()
     emails = sink.wait_messages(baseline + counts.get("sent", 0)) - baseline
@@ -648,16 +653,9 @@ def run_celery(
     if purge:
         run([*celery_app, "purge", "-f"], env, what="celery purge")
     log = env.folder / "worker.log"
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            digest("worker", "--concurrency", str(concurrency), "--pool", "prefork"),
-            cwd=env.folder,
-            env=env.variables(),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    worker = spawn(
+        digest("worker", "--concurrency", str(concurrency), "--pool", "prefork"), env, log
+    )
     watcher = Watcher(worker.pid, sink, sink.messages())
     watcher.start()
     try:

@@ -91,3 +91,24 @@ def wait_for(check: Callable[[], bool], *, timeout: float, interval: float = 0.5
             return True
         time.sleep(interval)
     return check()
+
+
+class CommandFailed(AssertionError):
+    """A command that had to succeed exited non-zero; the message holds its output.
+
+    An ``AssertionError`` so that pytest reports it as a failed check, with the output.
+    """
+
+
+def run_to_end(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Runs a command to its end; fails with its output unless it exits 0."""
+    result = subprocess.run(
+        list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise CommandFailed(
+            f"{' '.join(argv)} exited {result.returncode}\n{result.stdout}{result.stderr}"
+        )
+    return result

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from digest.mail.sink import SmtpSink, free_port, read_eml
-from digest.processes import Process, start_process, stop_all, wait_for
+from digest.processes import Process, run_to_end, start_process, stop_all, wait_for
 from tests.dockerfile import build_and_final_stages, copied_sources
 from tests.paths import PROJECT_ROOT
 from tests.services import RedisDatabase, empty_redis_database
@@ -90,15 +90,12 @@ def build_context(destination: Path) -> Path:
 
 def pip(python: Path | str, *args: str, cwd: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    result = subprocess.run(
+    run_to_end(
         [str(python), "-m", "pip", *args, "--no-deps", "--no-index", "--quiet"],
-        cwd=cwd,
         env=env,
-        capture_output=True,
-        text=True,
+        cwd=cwd,
         timeout=180,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")

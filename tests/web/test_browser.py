@@ -34,7 +34,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from digest.mail.sink import SmtpSink, free_port, html_part
-from digest.processes import VENV_BIN, Process, start_process, stop, wait_for
+from digest.processes import VENV_BIN, Process, run_to_end, start_process, stop, wait_for
 from tests.paths import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -65,16 +65,7 @@ class Site:
     web: Process
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(VENV_BIN / "digest"), *args],
-            cwd=self.workdir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, f"digest {' '.join(args)}: {result.stdout}{result.stderr}"
-        return result
+        return run_to_end([str(VENV_BIN / "digest"), *args], env=self.env, cwd=self.workdir)
 
 
 @pytest.fixture
@@ -97,15 +88,7 @@ def site(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[Site]:
     ranking = tmp_path / "ranking.toml"
     ranking.write_text('[relevance]\nsemantic = "off"\n', encoding="utf-8")
     env["DIGEST_RANKING_FILE"] = str(ranking)
-    upgraded = subprocess.run(
-        [str(VENV_BIN / "digest"), "db", "upgrade"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    run_to_end([str(VENV_BIN / "digest"), "db", "upgrade"], env=env, cwd=tmp_path)
     web = start_process(
         "web",
         [str(VENV_BIN / "digest"), "web", "--host", "127.0.0.1", "--port", str(port)],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -20,7 +19,7 @@ from sqlalchemy import Engine, select
 
 from digest.delivery.models import Delivery
 from digest.mail.sink import SmtpSink
-from digest.processes import VENV_BIN, Process, wait_for
+from digest.processes import VENV_BIN, Process, run_to_end, wait_for
 from digest.subscriptions.models import Subscriber
 from tests.services import RedisDatabase, empty_redis_database
 
@@ -74,15 +73,11 @@ def test_beat_and_worker_send_each_due_digest_once(
     tmp_path: Path,
 ) -> None:
     command = ["subscribers", "add", READER, "--interests", "diffusion", "--confirmed"]
-    added = subprocess.run(
+    run_to_end(
         [str(VENV_BIN / "digest"), *command, "--send-hour", "0", "--timezone", "UTC"],
-        cwd=tmp_path,
         env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        cwd=tmp_path,
     )
-    assert added.returncode == 0, added.stdout + added.stderr
     day = datetime.now(UTC).date()
 
     worker = start("worker", "worker", "--pool=solo", "--without-gossip")
