@@ -51,7 +51,7 @@ from digest.papers.ingest import Progress, SourceSummary, ingest
 from digest.papers.sources.http import Fetcher
 from digest.papers.sources.registry import build_source, make_fetcher, source_for
 from digest.ranking.ranker import TrendingRanker
-from digest.ranking.semantic import Embedder, load_embedder
+from digest.ranking.semantic import Embedder, embed_new_papers, load_embedder
 from digest.subscriptions.links import Links
 from digest.subscriptions.notices import NoticeComposer
 from digest.subscriptions.subscribers import Notice
@@ -182,12 +182,35 @@ class Runtime:
                 if source
                 else [build_source(c, fetcher) for c in self.enabled_source_configs()]
             )
+            moment = now or utcnow()
             with unit_of_work(self.session_factory) as session:
-                return ingest(
-                    session, sources, now=now or utcnow(), fetcher=fetcher, progress=progress
-                )
+                summaries = ingest(session, sources, now=moment, fetcher=fetcher, progress=progress)
         finally:
             fetcher.close()
+        if any(s.new or s.updated for s in summaries):
+            self.embed_new_papers(now=moment)
+        return summaries
+
+    def embed_new_papers(self, *, now: datetime | None = None) -> int:
+        """Embeddings of the ranking window's new papers, stored at ingest (when semantic
+        matching is on): the rank stage then reads them instead of computing them, and
+        the first email after an ingest goes out in seconds. Its own transaction, so a
+        failure here never undoes the stored papers; the rank stage would embed them."""
+        moment = now or utcnow()
+        try:
+            embedder = self.embedder
+            if embedder is None:
+                return 0
+            with unit_of_work(self.session_factory) as session:
+                count = embed_new_papers(
+                    session, embedder, start=moment - self.ranker.window, end=moment
+                )
+        except Exception:
+            log.exception("embedding the new papers failed; the rank stage will embed them")
+            return 0
+        if count:
+            log.info("embedded %d new papers", count)
+        return count
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.db.limits import IN_LIST_CHUNK
-from digest.papers.models import PaperEmbedding
+from digest.papers.models import Paper, PaperEmbedding
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +140,28 @@ def paper_vectors(
     if not papers:
         return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
     return np.stack([np.frombuffer(stored[i], dtype="<f4") for i in ids])
+
+
+def embed_new_papers(
+    session: Session, embedder: Embedder, *, start: datetime, end: datetime
+) -> int:
+    """Embeds and stores the papers first seen in ``[start, end]`` that have no
+    embedding from this model yet; returns how many.
+
+    Run after an ingest, so that the first ranking after new papers finds their
+    embeddings stored instead of computing them (minutes for a day of arXiv)
+    while every reader's digest waits.
+    """
+    missing = session.execute(
+        select(Paper.id, Paper.title, Paper.abstract)
+        .where(Paper.first_seen_at >= start, Paper.first_seen_at <= end)
+        .where(
+            ~select(PaperEmbedding.paper_id)
+            .where(PaperEmbedding.paper_id == Paper.id, PaperEmbedding.model == embedder.name)
+            .exists()
+        )
+        .order_by(Paper.id)
+    ).all()
+    if missing:
+        paper_vectors(session, [(i, title, abstract) for i, title, abstract in missing], embedder)
+    return len(missing)
