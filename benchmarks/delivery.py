@@ -25,10 +25,11 @@ a prepared template, all dropped afterwards):
   Face Daily Papers responses through a sources file whose ``huggingface``
   sources read them by ``file://``) and the shipped sample
   (``DIGEST_SOURCES=sample``): 1,752 papers;
-- with semantic ranking, one ``digest preview`` after the ingest, timed apart:
-  today the first ranking after an ingest computes and stores the paper
-  embeddings (minutes), which would otherwise be inside the first run's send
-  (``--cold`` leaves them to each run's send instead);
+- with semantic ranking, the ingest computes and stores the paper embeddings
+  (timed with it), and one ``digest preview`` after it is timed apart (the model
+  loads, the embeddings are read); ``--cold`` deletes the stored embeddings after
+  the ingest, so that each run's send computes them as it did before the ingest
+  did;
 - N readers (``--readers``), confirmed, each with 1-3 interests drawn from real
   topics (the Hugging Face fixtures' AI keywords and the fields of the arXiv
   capture), daily, UTC, send hour the current UTC hour: all due now.
@@ -452,8 +453,8 @@ def write_sources(folder: Path) -> Path:
 class Preparation:
     papers_db: str
     ingest_seconds: float = 0.0
-    # The first ranking after the ingest (digest preview), which computes the papers'
-    # embeddings today; None when it was not run (lexical, --cold, reused template).
+    # The first ranking after the ingest (digest preview), which reads the embeddings
+    # the ingest stored; None when it was not run (lexical, --cold, reused template).
     embedding_seconds: float | None = None
     papers: int = 0
     ingest_lines: list[str] = field(default_factory=list)
@@ -479,7 +480,12 @@ def prepare_papers(
             elapsed, output = run(argv, source_env, what=" ".join(argv[1:]))
             prep.ingest_seconds += elapsed
             prep.ingest_lines += [line for line in output.splitlines() if line.strip()]
-        if semantic and not cold:
+        if semantic and cold:
+            engine = create_engine(dbs.url(name))
+            with engine.begin() as connection:
+                connection.execute(text("DELETE FROM paper_embeddings"))
+            engine.dispose()
+        elif semantic:
             argv = digest("preview", "--interests", "diffusion models", "--top", "1")
             prep.embedding_seconds, _ = run(argv, env, what="digest preview")
     engine = create_engine(dbs.url(prep.papers_db))
@@ -816,7 +822,7 @@ def main() -> None:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="leave the papers' embeddings to each run's send (today's first send after ingest)",
+        help="delete the embeddings the ingest stored: each run's send computes them",
     )
     parser.add_argument("--paths", default="send-due,celery", help="comma-separated")
     parser.add_argument("--broker", default=DEFAULT_BROKER, help="redis://… or amqp://…")
@@ -870,8 +876,8 @@ def main() -> None:
             print(f"  {prep.papers:,} papers; ingest commands {prep.ingest_seconds:.1f}s wall")
             if prep.embedding_seconds is not None:
                 print(
-                    f"  paper embeddings: the first ranking after the ingest (digest preview) "
-                    f"took {prep.embedding_seconds:.1f}s; runs below start with them stored"
+                    f"  the first ranking after the ingest (digest preview: model load, "
+                    f"stored embeddings read) took {prep.embedding_seconds:.1f}s"
                 )
             elif semantic and args.cold:
                 print("  --cold: each run's send computes the papers' embeddings first")
