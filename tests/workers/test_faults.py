@@ -263,6 +263,14 @@ def rig(
     return Rig(engine, environment, smtp, start, tmp_path)
 
 
+def open_for_mail(rig: Rig, *, readers: int, smtp_delay: float) -> list[str]:
+    """Papers ingested, readers due now, the SMTP server up and this slow per message."""
+    addresses = ingest_and_add_readers(rig.environment, rig.engine, rig.tmp_path, readers)
+    rig.smtp.handler.delay = smtp_delay
+    rig.smtp.up()
+    return addresses
+
+
 def worker(start: Callable[..., Process], name: str) -> Process:
     return start(name, "worker", "--pool=solo", "--without-gossip", "-n", f"{name}@%h")
 
@@ -272,10 +280,8 @@ def worker(start: Callable[..., Process], name: str) -> Process:
 def test_a_worker_killed_mid_send_is_replaced_within_a_minute_and_resends_one_group_at_most(
     rig: Rig,
 ) -> None:
-    engine, environment, smtp, start, tmp_path = rig
-    readers = ingest_and_add_readers(environment, engine, tmp_path, 40)
-    smtp.handler.delay = 0.15
-    smtp.up()
+    engine, smtp, start = rig.engine, rig.smtp, rig.start
+    readers = open_for_mail(rig, readers=40, smtp_delay=0.15)
 
     first = worker(start, "first")
     beat = start("beat", "beat")
@@ -292,10 +298,8 @@ def test_a_worker_killed_mid_send_is_replaced_within_a_minute_and_resends_one_gr
 def test_redis_restarted_empty_mid_run_delays_no_digest_past_a_minute_and_doubles_none(
     rig: Rig,
 ) -> None:
-    engine, environment, smtp, start, tmp_path = rig
-    readers = ingest_and_add_readers(environment, engine, tmp_path, 40)
-    smtp.handler.delay = 0.1
-    smtp.up()
+    engine, environment, smtp, start = rig.engine, rig.environment, rig.smtp, rig.start
+    readers = open_for_mail(rig, readers=40, smtp_delay=0.1)
     with own_redis_server() as redis_server:
         environment["DIGEST_BROKER_URL"] = redis_server.url
         # Several mail tasks: those waiting in Redis are what the restart loses.
@@ -316,10 +320,8 @@ def test_redis_restarted_empty_mid_run_delays_no_digest_past_a_minute_and_double
 def test_database_connections_terminated_mid_send_resend_only_the_group_in_flight(
     rig: Rig,
 ) -> None:
-    engine, environment, smtp, start, tmp_path = rig
-    readers = ingest_and_add_readers(environment, engine, tmp_path, 40)
-    smtp.handler.delay = 0.1
-    smtp.up()
+    engine, smtp, start = rig.engine, rig.smtp, rig.start
+    readers = open_for_mail(rig, readers=40, smtp_delay=0.1)
 
     first = worker(start, "worker")
     beat = start("beat", "beat")
@@ -339,9 +341,7 @@ def test_two_beats_at_once_send_each_reader_one_digest(
     rig: Rig,
 ) -> None:
     engine, environment, smtp, start, tmp_path = rig
-    readers = ingest_and_add_readers(environment, engine, tmp_path, 30)
-    smtp.handler.delay = 0.05
-    smtp.up()
+    readers = open_for_mail(rig, readers=30, smtp_delay=0.05)
     environment["DIGEST_SEND_BATCH_SIZE"] = "5"
 
     workers = [worker(start, "worker-1"), worker(start, "worker-2")]
