@@ -14,14 +14,39 @@ from digest.cli.context import fail, load_settings, open_celery
 EXIT_TRY_AGAIN = 75
 
 
-def send_due() -> None:
+def send_due(
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Without a broker: rank and mail in this many processes (one per core)."
+        ),
+    ] = 1,
+) -> None:
     """Send every digest that is due now (through the task queue, or in-process)."""
     app = open_celery()
-    claimed = app.tasks["digest.dispatch_due"].delay()
     if not app.in_process:
+        if processes > 1:
+            fail(
+                "--processes is for sending without a broker; with DIGEST_BROKER_URL set, "
+                "workers send (digest worker --concurrency N)",
+                2,
+            )
+        app.tasks["digest.dispatch_due"].delay()
         typer.echo("dispatch queued; a worker sends the due digests")
         return
-    typer.echo(f"{claimed.get()} digest(s) were due and have been processed")
+    if processes > 1:
+        from workers.local_processes import stages_in_processes
+
+        if app.settings.resolved_database_url.startswith("sqlite"):
+            fail("--processes needs PostgreSQL (DIGEST_DATABASE_URL): SQLite has one writer", 2)
+
+        with stages_in_processes(app, processes):
+            claimed = app.tasks["digest.dispatch_due"].delay().get()
+        where = f" in {processes} processes"
+    else:
+        claimed = app.tasks["digest.dispatch_due"].delay().get()
+        where = ""
+    typer.echo(f"{claimed} digest(s) were due and have been processed{where}")
     left = app.runtime.pending_deliveries()
     if left:
         fail(
