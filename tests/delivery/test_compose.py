@@ -346,7 +346,8 @@ def test_readers_see_latex_as_unicode_and_never_as_markup(
             PaperRecord(
                 canonical_id="arxiv:2611.00042",
                 title=r"Scaling $\alpha$-entmax to $10^6$ tokens",
-                abstract=r"We show $\mathcal{O}(n \log n)$ attention with $\beta \to 0$.",
+                abstract=r"We show $\mathcal{O}(n \log n)$ attention with $\beta \to 0$ "
+                "in 10^4 GPU hours.",
                 links={"abs": "https://arxiv.org/abs/2611.00042"},
             )
         ],
@@ -361,10 +362,11 @@ def test_readers_see_latex_as_unicode_and_never_as_markup(
     )
 
     message = parse(composed.outgoing.data)
-    assert message["Subject"].startswith("Scaling α-entmax to 10^6 tokens")
+    assert message["Subject"].startswith("Scaling α-entmax to 10⁶ tokens")
     for text in (body(message, "plain"), body(message, "html")):
         assert "α-entmax" in text and "𝒪(n log n)" in text and "β" in text
-        assert r"\alpha" not in text and "$" not in text
+        assert "10⁶ tokens" in text and "in 10⁴ GPU hours" in text
+        assert r"\alpha" not in text and "$" not in text and "^" not in text
 
 
 def _headers(message: EmailMessage) -> dict[str, str]:
