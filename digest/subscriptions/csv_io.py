@@ -17,7 +17,7 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.db.dialects import insert_new_rows
+from digest.db.dialects import insert_absent_rows, one_of
 from digest.db.limits import IN_LIST_CHUNK
 from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
@@ -176,14 +176,13 @@ def import_subscribers(
     # One bulk insert (COPY on PostgreSQL), not an ORM object and a flush per reader:
     # files of tens of thousands of rows are the point of an import. Rows were
     # validated by the form's parser above, so the values go in as they are.
-    inserted = insert_new_rows(
+    added = insert_absent_rows(
         session,
         Subscriber,
         _IMPORT_COLUMNS,
         [_new_subscriber(row, confirmed=confirmed, now=now) for row in new_rows],
         conflict_column="email",
     )
-    added = {email for _, email in inserted}
     for row in rows:
         # An address known before, or added by someone else since the lookup.
         (result.imported if row.email in added else result.existing).append(row.email)
@@ -298,5 +297,11 @@ def _known_addresses(session: Session, addresses: Sequence[str]) -> set[str]:
     known: set[str] = set()
     for start in range(0, len(addresses), IN_LIST_CHUNK):
         chunk = addresses[start : start + IN_LIST_CHUNK]
-        known.update(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(chunk))))
+        # one_of: a single array parameter on PostgreSQL, where thousands of bound
+        # parameters cost more to render and parse than the lookup itself.
+        known.update(
+            session.scalars(
+                select(Subscriber.email).where(one_of(session, Subscriber.email, chunk))
+            )
+        )
     return known
