@@ -398,6 +398,7 @@ _PREFERENCE_PARSERS: tuple[tuple[str, Callable[[str], Any], Any], ...] = (
     ),
 )
 
+
 def apply_preferences(subscriber: Subscriber, preferences: Preferences) -> None:
     subscriber.interests = preferences.interests
     subscriber.followed_authors = list(preferences.followed_authors)
