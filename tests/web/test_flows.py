@@ -74,9 +74,10 @@ def test_double_opt_in_from_the_form_to_an_active_subscription(
     active = subscriber(database_engine, "new.reader@example.org")
     assert active is not None and active.status == SubscriberStatus.ACTIVE
 
-    # Single use: the same link again only says it is done.
+    # Single use: the same link again only says it was used, and hands out nothing.
     again = client.post(link)
-    assert again.status_code == 200 and "This link has done its job" in again.text
+    assert again.status_code == 200 and "This link was already used" in again.text
+    assert "/preferences/" not in again.text
 
 
 def test_the_answer_never_tells_whether_an_address_is_subscribed(

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from config.settings import Settings
+from digest.runtime import Runtime
 from digest.subscriptions.choices import SubscriberStatus
 from tests.web.readers import csrf, make_reader, preferences_path, subscriber, unsubscribe_path
 
@@ -33,3 +34,20 @@ def test_a_deleted_readers_links_never_open_the_next_readers_subscription(
     assert one_click.status_code in (400, 404)
     newcomer = subscriber(database_engine, "newperson@example.org")
     assert newcomer is not None and newcomer.status == SubscriberStatus.ACTIVE
+
+
+def test_a_used_confirmation_link_hands_out_nothing(
+    client: TestClient, web_settings: Settings, database_engine: Engine
+) -> None:
+    reader = make_reader(
+        database_engine, email="forwarded@example.org", status=SubscriberStatus.PENDING
+    )
+    confirm = Runtime(web_settings).links.confirm(reader).removeprefix(web_settings.base_url)
+    assert "You are subscribed" in client.post(confirm).text
+
+    # Whoever the confirmation email was forwarded to, opening or posting it again.
+    for again in (client.get(confirm), client.post(confirm)):
+        assert again.status_code == 200 and "This link was already used" in again.text
+        assert "/preferences/" not in again.text and "/unsubscribe/" not in again.text
+        assert "forwarded@example.org" not in again.text
+        assert 'href="/"' in again.text
