@@ -3,6 +3,7 @@ another site: each test is an attack that once worked (issue 15)."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -51,3 +52,75 @@ def test_a_used_confirmation_link_hands_out_nothing(
         assert "/preferences/" not in again.text and "/unsubscribe/" not in again.text
         assert "forwarded@example.org" not in again.text
         assert 'href="/"' in again.text
+
+
+FOREIGN_ORIGINS = [
+    {"Origin": "https://evil.example.net"},
+    {"Origin": "null"},
+    {"Origin": "http://digest.example.org"},  # the site is https: another origin
+    {"Referer": "https://evil.example.net/page.html"},
+]
+
+
+@pytest.mark.parametrize("headers", FOREIGN_ORIGINS)
+def test_a_form_posted_from_another_site_is_refused_even_with_its_token(
+    client: TestClient, web_settings: Settings, database_engine: Engine, headers: dict[str, str]
+) -> None:
+    reader = make_reader(database_engine, papers_per_digest=3)
+    path = preferences_path(web_settings, reader)
+    token = csrf(client.get(path).text)
+    answer = client.post(f"{path}/pause", data={"csrf": token, "paused": "1"}, headers=headers)
+    assert answer.status_code == 403 and "another site" in answer.text
+    assert subscriber(database_engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+
+    subscribed = client.post(
+        "/", data={"email": "victim@example.org", "frequency": "daily"}, headers=headers
+    )
+    assert subscribed.status_code == 403
+    assert subscriber(database_engine, "victim@example.org") is None
+
+    pending = make_reader(database_engine, status=SubscriberStatus.PENDING)
+    confirm = Runtime(web_settings).links.confirm(pending).removeprefix(web_settings.base_url)
+    assert client.post(confirm, headers=headers).status_code == 403
+    assert subscriber(database_engine, pending.email).status == SubscriberStatus.PENDING  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://digest.example.org"},
+        {"Origin": "https://DIGEST.example.org:443"},
+        {"Referer": "https://digest.example.org/preferences/x"},
+        {},  # no browser: curl, a script; the token still has to be right
+    ],
+)
+def test_a_form_posted_from_the_sites_own_page_goes_through(
+    client: TestClient, web_settings: Settings, database_engine: Engine, headers: dict[str, str]
+) -> None:
+    reader = make_reader(database_engine)
+    path = preferences_path(web_settings, reader)
+    answer = client.post(
+        f"{path}/pause",
+        data={"csrf": csrf(client.get(path).text), "paused": "1"},
+        headers=headers,
+    )
+    assert answer.status_code == 200 and "Digests are paused." in answer.text
+
+
+def test_a_one_click_unsubscribe_needs_no_origin_of_ours(
+    client: TestClient, web_settings: Settings, database_engine: Engine
+) -> None:
+    # RFC 8058: the mail provider posts it, from wherever it is.
+    reader = make_reader(database_engine)
+    answer = client.post(
+        unsubscribe_path(web_settings, reader),
+        data={"List-Unsubscribe": "One-Click"},
+        headers={"Origin": "https://mail.example.net"},
+    )
+    assert answer.status_code == 200
+    assert subscriber(database_engine, reader.email).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+
+
+def test_pages_send_their_origin_only_to_the_site_itself(client: TestClient) -> None:
+    # no-referrer would make a browser post the site's own forms as "Origin: null".
+    assert client.get("/").headers["Referrer-Policy"] == "same-origin"

@@ -21,6 +21,7 @@ from digest.web.dependencies import (
     ConfirmLink,
     LinksDep,
     PagesDep,
+    SameOrigin,
     TransactionDep,
 )
 from digest.web.rendering import Pages
@@ -54,7 +55,7 @@ async def confirm_page(
     return await transaction(look)
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse)
+@router.post("/confirm/{token}", response_class=HTMLResponse, dependencies=[SameOrigin])
 async def confirm_post(
     link: ConfirmLink, pages: PagesDep, links: LinksDep, transaction: TransactionDep
 ) -> HTMLResponse:
@@ -94,7 +95,7 @@ async def confirm_email_page(
     return await transaction(look)
 
 
-@router.post("/confirm-email/{token}", response_class=HTMLResponse)
+@router.post("/confirm-email/{token}", response_class=HTMLResponse, dependencies=[SameOrigin])
 async def confirm_email_post(
     link: ChangeEmailLink, pages: PagesDep, links: LinksDep, transaction: TransactionDep
 ) -> HTMLResponse:
