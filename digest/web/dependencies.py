@@ -28,6 +28,7 @@ from digest.subscriptions.links import Links
 from digest.subscriptions.ratelimit import RateLimiter
 from digest.subscriptions.subscribers import NoticeDue
 from digest.subscriptions.tokens import Purpose, Signer
+from digest.web.forms import read_form
 from digest.web.origin import check_same_origin, origin_of
 from digest.web.rendering import Pages
 from digest.web.signed import FormTokens, SignedForm, SignedLink
@@ -128,8 +129,7 @@ async def _form_tokens(request: Request) -> FormTokens:
 
 
 async def _posted_fields(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return await read_form(request)
 
 
 async def _form_fields(request: Request) -> dict[str, str]:

@@ -124,3 +124,58 @@ def test_a_one_click_unsubscribe_needs_no_origin_of_ours(
 def test_pages_send_their_origin_only_to_the_site_itself(client: TestClient) -> None:
     # no-referrer would make a browser post the site's own forms as "Origin: null".
     assert client.get("/").headers["Referrer-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(
+    ("field", "size"),
+    [("email", 321), ("email", 1024 * 1024 - 100), ("interests", 5000), ("frequency", 600)],
+)
+def test_a_field_over_its_limit_is_refused_without_being_echoed(
+    client: TestClient, database_engine: Engine, field: str, size: int
+) -> None:
+    fields = {"email": "big@example.org", "interests": "", "frequency": "daily"}
+    fields[field] = ("b" if field != "email" else "x") * (size - 16) + "@big.example.org"
+    answer = client.post("/", data=fields)
+    assert answer.status_code == 413 and "too long" in answer.text
+    assert len(answer.text) < 4000
+    assert subscriber(database_engine, "big@example.org") is None
+
+
+def test_a_preferences_field_over_its_limit_changes_nothing(
+    client: TestClient, web_settings: Settings, database_engine: Engine
+) -> None:
+    reader = make_reader(database_engine, interests="graphs")
+    path = preferences_path(web_settings, reader)
+    token = csrf(client.get(path).text)
+    answer = client.post(path, data={"csrf": token, "followed_authors": "Ada Lovelace\n" * 50_000})
+    assert answer.status_code == 413 and len(answer.text) < 4000
+    assert subscriber(database_engine, reader.email).interests == "graphs"  # type: ignore[union-attr]
+
+
+def test_a_file_sent_as_a_form_field_is_refused_not_dropped(
+    client: TestClient, database_engine: Engine
+) -> None:
+    answer = client.post(
+        "/",
+        data={"email": "upload@example.org", "frequency": "daily"},
+        files={"interests": ("interests.txt", b"diffusion models", "text/plain")},
+    )
+    assert answer.status_code == 400 and "not files" in answer.text
+    assert subscriber(database_engine, "upload@example.org") is None
+
+
+def test_a_multipart_form_of_text_fields_still_subscribes(
+    client: TestClient, database_engine: Engine
+) -> None:
+    # Sent as multipart/form-data (a page's enctype may say so), text parts only.
+    answer = client.post(
+        "/",
+        files={
+            "email": (None, "multipart@example.org"),
+            "interests": (None, "diffusion models"),
+            "frequency": (None, "daily"),
+        },
+    )
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    found = subscriber(database_engine, "multipart@example.org")
+    assert found is not None and found.interests == "diffusion models"
