@@ -10,6 +10,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from jinja2 import Environment
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.mail.identity import SiteIdentity
@@ -56,7 +57,11 @@ class NoticeComposer:
             context["preferences_url"] = self.links.preferences(subscriber)
             context["paused"] = subscriber.status == SubscriberStatus.PAUSED
         elif notice == Notice.CONFIRM_EMAIL_CHANGE:
-            if subscriber.pending_email is None:
+            if subscriber.pending_email is None or _held_by_another(
+                session, subscriber.pending_email
+            ):
+                # Asked for an address on file: its owner is told nothing, as the
+                # page that asked was told nothing (see request_email_change).
                 return None
             to = subscriber.pending_email
             context["new_email"] = subscriber.pending_email
@@ -69,3 +74,7 @@ class NoticeComposer:
             message_domain=self.site.from_domain,
             date=now,
         )
+
+
+def _held_by_another(session: Session, address: str) -> bool:
+    return session.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None

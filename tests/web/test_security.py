@@ -3,11 +3,14 @@ another site: each test is an attack that once worked (issue 15)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from config.settings import Settings
+from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
 from digest.subscriptions.choices import SubscriberStatus
 from tests.web.readers import csrf, make_reader, preferences_path, subscriber, unsubscribe_path
@@ -179,3 +182,30 @@ def test_a_multipart_form_of_text_fields_still_subscribes(
     assert answer.status_code == 200 and "Check your inbox" in answer.text
     found = subscriber(database_engine, "multipart@example.org")
     assert found is not None and found.interests == "diffusion models"
+
+
+def test_changing_address_answers_the_same_whether_the_new_one_is_free_or_on_file(
+    client: TestClient, web_settings: Settings, database_engine: Engine, smtp_sink: SmtpSink
+) -> None:
+    make_reader(database_engine, email="taken@example.org")
+    answers = {}
+    for new in ("taken@example.org", "freee@example.org"):  # the same length
+        reader = make_reader(database_engine)
+        path = preferences_path(web_settings, reader)
+        form_token = csrf(client.get(path).text)
+        asked = client.post(f"{path}/email", data={"csrf": form_token, "new_email": new})
+        shown = client.get(path)
+        answers[new] = [
+            (
+                answer.status_code,
+                {k: v for k, v in answer.headers.items() if k != "content-length"},
+                re.sub(r"(/preferences/|/unsubscribe/|value=\")[\w.-]+", r"\1…", answer.text)
+                .replace(new, "NEW")
+                .replace(reader.email, "OLD"),
+            )
+            for answer in (asked, shown)
+        ]
+    assert answers["taken@example.org"] == answers["freee@example.org"]
+    assert "We sent a confirmation link to NEW" in answers["freee@example.org"][0][2]
+    # Only the free address hears of it; the owner of the taken one, nothing.
+    assert [m["To"] for m in smtp_sink.messages()] == ["freee@example.org"]
