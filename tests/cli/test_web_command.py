@@ -1,0 +1,60 @@
+"""``digest web`` with the public development secret key: refused where others
+can reach it, warned about where only this machine can."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from config.settings import DEFAULT_SECRET_KEY
+from digest.cli.main import cli
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
+    """What ``uvicorn.run`` was asked to serve: a server that answers is not the point."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    for name in ("DIGEST_SECRET_KEY", "DIGEST_ENVIRONMENT", "DIGEST_TRUSTED_PROXIES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_DATA_DIR", str(tmp_path / "data"))
+    return calls
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "digest.example.org"])
+def test_the_default_secret_key_is_refused_on_an_address_others_reach(
+    served: list[dict[str, Any]], host: str
+) -> None:
+    result = CliRunner().invoke(cli, ["web", "--host", host])
+    assert result.exit_code != 0
+    assert "refusing to serve" in result.output and "DIGEST_SECRET_KEY" in result.output
+    assert served == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost"])
+def test_the_default_secret_key_on_loopback_is_served_with_a_warning_each_start(
+    served: list[dict[str, Any]], caplog: pytest.LogCaptureFixture, host: str
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            assert CliRunner().invoke(cli, ["web", "--host", host]).exit_code == 0
+    assert len(served) == 2
+    warnings = [r for r in caplog.records if "DIGEST_SECRET_KEY" in r.getMessage()]
+    assert len(warnings) == 2 and all(r.levelno == logging.WARNING for r in warnings)
+
+
+def test_a_private_secret_key_is_served_anywhere_without_a_warning(
+    served: list[dict[str, Any]], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "a-private-random-value-" + "x" * 20)
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(cli, ["web", "--host", "0.0.0.0"])
+    assert result.exit_code == 0 and served and served[0]["host"] == "0.0.0.0"
+    assert not [r for r in caplog.records if "DIGEST_SECRET_KEY" in r.getMessage()]
+    assert DEFAULT_SECRET_KEY not in result.output
