@@ -84,8 +84,9 @@ def web(
         workers=workers,
         access_log=access_log,
         log_level="info",
-        # Behind a proxy on this host, the client address (for rate limits) is the reader's.
-        proxy_headers=True,
+        # Forwarded headers are believed only from DIGEST_TRUSTED_PROXIES, by the app
+        # itself; uvicorn's own would trust any client on 127.0.0.1.
+        proxy_headers=False,
     )
 
 

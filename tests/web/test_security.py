@@ -4,6 +4,7 @@ another site: each test is an attack that once worked (issue 15)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from config.settings import Settings
 from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
 from digest.subscriptions.choices import SubscriberStatus
+from digest.web.app import create_app
 from tests.web.readers import csrf, make_reader, preferences_path, subscriber, unsubscribe_path
 
 
@@ -209,3 +211,37 @@ def test_changing_address_answers_the_same_whether_the_new_one_is_free_or_on_fil
     assert "We sent a confirmation link to NEW" in answers["freee@example.org"][0][2]
     # Only the free address hears of it; the owner of the taken one, nothing.
     assert [m["To"] for m in smtp_sink.messages()] == ["freee@example.org"]
+
+
+def subscribe_from(client: TestClient, n: int, forwarded_for: str) -> int:
+    return client.post(
+        "/",
+        data={"email": f"proxied{n}@example.org", "frequency": "daily"},
+        headers={"X-Forwarded-For": forwarded_for},
+    ).status_code
+
+
+@pytest.mark.parametrize(
+    ("peer", "trusted", "answers"),
+    [
+        # Behind the configured proxy, each reader has a limit of their own.
+        ("10.0.0.5", "127.0.0.1, 10.0.0.0/24", [200, 200, 200, 200]),
+        # Anyone else's forwarded addresses are not believed: one limit for the peer.
+        ("192.0.2.7", "10.0.0.0/24", [200, 200, 429, 429]),
+        ("127.0.0.1", "", [200, 200, 429, 429]),
+    ],
+)
+def test_forwarded_addresses_count_only_from_the_configured_proxies(
+    web_settings: Settings, peer: str, trusted: str, answers: list[int]
+) -> None:
+    settings = web_settings.model_copy(
+        update={"trusted_proxies": trusted, "subscribe_limit_per_ip": "2/hour"}
+    )
+    with TestClient(create_app(settings), client=(peer, 40000)) as client:
+        got = [subscribe_from(client, n, f"198.51.100.{n}") for n in range(4)]
+    assert got == answers
+
+
+def test_trusting_every_client_cannot_be_configured(make_settings: Callable[..., Settings]) -> None:
+    with pytest.raises(ValueError, match="DIGEST_TRUSTED_PROXIES"):
+        make_settings(trusted_proxies="*")
