@@ -1,7 +1,8 @@
 """Emails about a subscription itself: confirm it, you are already subscribed,
-confirm a new address. Sent one at a time, after the request that asked for
-them has committed; the subscriber's state is checked again at send time, so a
-notice that no longer applies (confirmed meanwhile, erased) is not sent."""
+confirm a new address, a fresh link once every old one is signed out. Sent one
+at a time, after the request that asked for them has committed; the
+subscriber's state is checked again at send time, so a notice that no longer
+applies (confirmed meanwhile, erased) is not sent."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ class NoticeComposer:
                 return None
             context["preferences_url"] = self.links.preferences(subscriber)
             context["paused"] = subscriber.status == SubscriberStatus.PAUSED
+        elif notice == Notice.NEW_LINKS:
+            context["preferences_url"] = self.links.preferences(subscriber)
         elif notice == Notice.CONFIRM_EMAIL_CHANGE:
             if subscriber.pending_email is None or _held_by_another(
                 session, subscriber.pending_email

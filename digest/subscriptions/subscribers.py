@@ -175,6 +175,7 @@ class Notice(enum.StrEnum):
     CONFIRM = "confirm"
     ALREADY_SUBSCRIBED = "already_subscribed"
     CONFIRM_EMAIL_CHANGE = "confirm_email_change"
+    NEW_LINKS = "new_links"
 
 
 @dataclass(frozen=True)
@@ -398,7 +399,21 @@ def confirm_email_change(session: Session, subscriber: Subscriber) -> str:
     if taken is not None:
         raise SubscriberError(f"{address} has meanwhile subscribed on its own; nothing changed")
     subscriber.email = address
+    # The old mailbox's links (every digest there) no longer open the subscription.
+    revoke_links(subscriber)
     return address
+
+
+def revoke_links(subscriber: Subscriber) -> None:
+    """Every link and form issued so far stops working; links made from now on work."""
+    subscriber.token_version += 1
+
+
+def sign_out_links(subscriber: Subscriber) -> NoticeDue:
+    """ "Sign out all my links": revoke them and mail a fresh one to the address on file,
+    which only its owner reads (a forwarded link's holder does not get it)."""
+    revoke_links(subscriber)
+    return NoticeDue(subscriber.id, Notice.NEW_LINKS)
 
 
 def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:

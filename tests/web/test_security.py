@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from email.message import EmailMessage
 
 import pytest
 from fastapi.testclient import TestClient
@@ -245,3 +246,51 @@ def test_forwarded_addresses_count_only_from_the_configured_proxies(
 def test_trusting_every_client_cannot_be_configured(make_settings: Callable[..., Settings]) -> None:
     with pytest.raises(ValueError, match="DIGEST_TRUSTED_PROXIES"):
         make_settings(trusted_proxies="*")
+
+
+def link_in(message: EmailMessage, prefix: str) -> str:
+    """The site path of the link starting with ``prefix`` in the text part."""
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    found = re.search(rf"https://digest\.example\.org({prefix}[\w.-]+)", body.get_content())
+    assert found, f"no {prefix} link in the email"
+    return found.group(1)
+
+
+def test_sign_out_all_my_links_revokes_them_and_mails_a_fresh_one(
+    client: TestClient, web_settings: Settings, database_engine: Engine, smtp_sink: SmtpSink
+) -> None:
+    reader = make_reader(database_engine, email="forwarder@example.org")
+    preferences = preferences_path(web_settings, reader)
+    unsubscribe = unsubscribe_path(web_settings, reader)
+    page = client.get(preferences)
+    assert "Sign out all my links" in page.text
+
+    done = client.post(f"{preferences}/sign-out", data={"csrf": csrf(page.text)})
+    assert done.status_code == 200 and "All your links are signed out" in done.text
+    assert "/preferences/" not in done.text  # the asker may hold a forwarded link
+
+    assert client.get(preferences).status_code == 400
+    assert client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    (mailed,) = smtp_sink.messages()
+    assert mailed["To"] == "forwarder@example.org"
+    fresh = link_in(mailed, "/preferences/")
+    assert fresh != preferences and client.get(fresh).status_code == 200
+    assert subscriber(database_engine, reader.email).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+
+
+def test_an_address_change_signs_out_the_old_mailboxs_links(
+    client: TestClient, web_settings: Settings, database_engine: Engine, smtp_sink: SmtpSink
+) -> None:
+    reader = make_reader(database_engine, email="moving@example.org")
+    old = preferences_path(web_settings, reader)
+    client.post(
+        f"{old}/email", data={"csrf": csrf(client.get(old).text), "new_email": "moved@example.org"}
+    )
+    (confirmation,) = smtp_sink.messages()
+    moved = client.post(link_in(confirmation, "/confirm-email/"))
+    assert moved.status_code == 200 and "moved@example.org" in moved.text
+
+    assert client.get(old).status_code == 400
+    new = re.search(r'href="https://digest\.example\.org(/preferences/[\w.-]+)"', moved.text)
+    assert new is not None and client.get(new.group(1)).status_code == 200
