@@ -48,6 +48,7 @@ class NoticeComposer:
             "hours": CONFIRM_HOURS,
             "frequency_label": "weekly" if subscriber.frequency == Frequency.WEEKLY else "daily",
         }
+        template = notice.value
         if notice == Notice.CONFIRM:
             if subscriber.status != SubscriberStatus.PENDING:
                 return None
@@ -60,16 +61,23 @@ class NoticeComposer:
         elif notice == Notice.NEW_LINKS:
             context["preferences_url"] = self.links.preferences(subscriber)
         elif notice == Notice.CONFIRM_EMAIL_CHANGE:
-            if subscriber.pending_email is None or _held_by_another(
-                session, subscriber.pending_email
-            ):
-                # Asked for an address on file: its owner is told nothing, as the
-                # page that asked was told nothing (see request_email_change).
+            if subscriber.pending_email is None:
                 return None
             to = subscriber.pending_email
             context["new_email"] = subscriber.pending_email
-            context["confirm_url"] = self.links.confirm_email_change(subscriber)
-        rendered = render_email(self.environment, notice.value, context)
+            owner = session.scalar(
+                select(Subscriber).where(Subscriber.email == subscriber.pending_email)
+            )
+            if owner is not None:
+                # An address on file: its owner is told someone asked, with their own
+                # preferences link (as the subscribe form does), and whoever asked
+                # was told the same as for a free address. One email either way, so
+                # the time it took tells nothing either (see request_email_change).
+                template = "address_in_use"
+                context["preferences_url"] = self.links.preferences(owner)
+            else:
+                context["confirm_url"] = self.links.confirm_email_change(subscriber)
+        rendered = render_email(self.environment, template, context)
         return build_message(
             rendered,
             to=to,
@@ -77,7 +85,3 @@ class NoticeComposer:
             message_domain=self.site.from_domain,
             date=now,
         )
-
-
-def _held_by_another(session: Session, address: str) -> bool:
-    return session.scalar(select(Subscriber.id).where(Subscriber.email == address)) is not None

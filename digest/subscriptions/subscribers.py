@@ -378,8 +378,9 @@ def request_email_change(session: Session, subscriber: Subscriber, new_email: st
 
     Whether another subscriber has the address is not even looked up: the request
     does the same work and the page says the same whether it is free or taken, so
-    no subscriber can test a stranger's address. The notice is checked when sent
-    (:mod:`digest.subscriptions.notices`): to a taken address, nothing goes.
+    no subscriber can test a stranger's address. The notice is chosen when sent
+    (:mod:`digest.subscriptions.notices`): a taken address gets a note that
+    someone asked, with no link, a free one the confirmation link.
     """
     address = normalise_email(new_email)
     if address == subscriber.email:

@@ -72,6 +72,7 @@ CONTEXTS: dict[str, Callable[[], dict[str, object]]] = {
     "already_subscribed": notice_context,
     "confirm_email_change": notice_context,
     "new_links": notice_context,
+    "address_in_use": notice_context,
 }
 
 

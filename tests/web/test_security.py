@@ -210,8 +210,14 @@ def test_changing_address_answers_the_same_whether_the_new_one_is_free_or_on_fil
         ]
     assert answers["taken@example.org"] == answers["freee@example.org"]
     assert "We sent a confirmation link to NEW" in answers["freee@example.org"][0][2]
-    # Only the free address hears of it; the owner of the taken one, nothing.
-    assert [m["To"] for m in smtp_sink.messages()] == ["freee@example.org"]
+    # Each address gets one email: the free one a link to confirm, the taken one's
+    # owner a note that someone asked, with no link that could move anything.
+    by_address = {m["To"]: m for m in smtp_sink.messages()}
+    assert sorted(by_address) == ["freee@example.org", "taken@example.org"]
+    assert link_in(by_address["freee@example.org"], "/confirm-email/")
+    taken = by_address["taken@example.org"].get_body(preferencelist=("plain",))
+    assert taken is not None and "nothing changed" in taken.get_content()
+    assert "/confirm-email/" not in taken.get_content()
 
 
 def subscribe_from(client: TestClient, n: int, forwarded_for: str) -> int:
