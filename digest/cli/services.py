@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from digest.cli.context import fail, load_settings, open_celery
+
+log = logging.getLogger("digest.web")
 
 # EX_TEMPFAIL (sysexits.h): nothing is wrong with the command; try again later.
 EXIT_TRY_AGAIN = 75
@@ -56,6 +60,17 @@ def send_due(
         )
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name given to ``--host``) is reachable only
+    from this machine. A name other than localhost may resolve anywhere."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def web(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -67,8 +82,25 @@ def web(
     """Serve the web app: subscribe, confirm, preferences and unsubscribe pages."""
     import uvicorn
 
+    from config.settings import DEFAULT_SECRET_KEY
+
     # Checked here for a one-line error; each worker process reads the same environment.
-    load_settings()
+    settings = load_settings()
+    if settings.secret_key == DEFAULT_SECRET_KEY:
+        # The default key is public: whoever can reach the site could sign links
+        # to anyone's preferences. Production settings refuse it outright.
+        if not is_loopback(host):
+            fail(
+                f"refusing to serve on {host} with the default DIGEST_SECRET_KEY: anyone "
+                "could forge links to any subscription. Set DIGEST_SECRET_KEY to a private "
+                "random value (python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
+                "or serve on 127.0.0.1"
+            )
+        log.warning(
+            "DIGEST_SECRET_KEY is the public development default: links are forgeable; "
+            "serving on %s only",
+            host,
+        )
     uvicorn.run(
         "digest.web.app:app_from_environment",
         factory=True,
@@ -77,8 +109,9 @@ def web(
         workers=workers,
         access_log=access_log,
         log_level="info",
-        # Behind a proxy on this host, the client address (for rate limits) is the reader's.
-        proxy_headers=True,
+        # Forwarded headers are believed only from DIGEST_TRUSTED_PROXIES, by the app
+        # itself; uvicorn's own would trust any client on 127.0.0.1.
+        proxy_headers=False,
     )
 
 

