@@ -45,4 +45,6 @@ def recent_deliveries(
         .group_by(Delivery.edition, Delivery.status, Delivery.skip_reason)
         .order_by(Delivery.edition.desc(), Delivery.status, Delivery.skip_reason)
     ).all()
-    return [DeliveryCount(edition, status, reason, count) for edition, status, reason, count in rows]
+    return [
+        DeliveryCount(edition, status, reason, count) for edition, status, reason, count in rows
+    ]

@@ -68,7 +68,9 @@ def deliveries(status: Status) -> Iterator[Metric]:
 
 def ingest(status: Status) -> Iterator[Metric]:
     runs = CounterMetricFamily(
-        "digest_ingest_runs", "Ingest runs recorded, by source and outcome.", labels=["source", "outcome"]
+        "digest_ingest_runs",
+        "Ingest runs recorded, by source and outcome.",
+        labels=["source", "outcome"],
     )
     papers = CounterMetricFamily(
         "digest_ingest_entries",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,10 @@ def _redis_depths(url: str, queues: Sequence[str]) -> dict[str, int]:
 
 
 def _amqp_depths(url: str, queues: Sequence[str]) -> dict[str, int]:
-    from kombu import Connection
+    from kombu.connection import Connection
 
     depths: dict[str, int] = {}
-    with Connection(url, connect_timeout=TIMEOUT_SECONDS) as connection:
+    with Connection(url, connect_timeout=TIMEOUT_SECONDS) as connection:  # type: ignore[no-untyped-call]
         connection.ensure_connection(max_retries=1)
         for name in queues:
             # A channel each: RabbitMQ closes the channel of a passive declare that
@@ -63,6 +64,8 @@ def _amqp_depths(url: str, queues: Sequence[str]) -> dict[str, int]:
             except connection.channel_errors:
                 count = 0
             finally:
-                channel.close()
+                # Already closed by the server after a 404: nothing to close.
+                with suppress(*connection.channel_errors, *connection.connection_errors):
+                    channel.close()
             depths[name] = int(count)
     return depths

@@ -21,9 +21,8 @@ from anyio import to_thread
 from celery import Celery
 from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-
 from prometheus_client import REGISTRY, CollectorRegistry
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import Settings, get_settings
 from digest.metrics.collector import StatusCollector
