@@ -27,24 +27,30 @@ class DeliveryCount:
     status: DeliveryStatus
     skip_reason: SkipReason | None
     count: int
+    # The newest of these rows' claims: editions are ordered by it (a weekly
+    # edition's name does not sort among daily ones).
+    latest: datetime
 
 
 def recent_deliveries(
     session: Session, *, now: datetime, window: timedelta = RECENT
 ) -> list[DeliveryCount]:
     """Deliveries created within ``window`` before ``now``, and every pending one, counted
-    by edition, status and skip reason (newest edition first)."""
+    by edition, status and skip reason."""
     before_window = (
         select(func.coalesce(func.max(Delivery.id), 0))
         .where(Delivery.created_at < now - window)
         .scalar_subquery()
     )
     rows = session.execute(
-        select(Delivery.edition, Delivery.status, Delivery.skip_reason, func.count())
+        select(
+            Delivery.edition,
+            Delivery.status,
+            Delivery.skip_reason,
+            func.count(),
+            func.max(Delivery.created_at),
+        )
         .where(or_(Delivery.id > before_window, Delivery.status.in_(PENDING)))
         .group_by(Delivery.edition, Delivery.status, Delivery.skip_reason)
-        .order_by(Delivery.edition.desc(), Delivery.status, Delivery.skip_reason)
     ).all()
-    return [
-        DeliveryCount(edition, status, reason, count) for edition, status, reason, count in rows
-    ]
+    return [DeliveryCount(*row) for row in rows]

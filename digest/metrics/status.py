@@ -39,12 +39,13 @@ class Status:
     broker_configured: bool
 
     def editions(self) -> list[EditionProgress]:
-        """Each edition with deliveries in the window, newest first."""
+        """Each edition with deliveries in the window, the latest claimed first."""
         by_edition: dict[str, list[DeliveryCount]] = {}
         for row in self.deliveries:
             by_edition.setdefault(row.edition, []).append(row)
+        latest = {edition: max(r.latest for r in rows) for edition, rows in by_edition.items()}
         progress = []
-        for edition in sorted(by_edition, reverse=True):
+        for edition in sorted(by_edition, key=lambda e: (latest[e], e), reverse=True):
             statuses: Counter[DeliveryStatus] = Counter()
             reasons: Counter[SkipReason] = Counter()
             for row in by_edition[edition]:
