@@ -44,9 +44,7 @@ def test_recent_editions_are_counted_by_state_and_skip_reason(session: Session) 
     deliver(session, "2026-11-21", DeliveryStatus.SENT, age=2 * hour)
     deliver(session, "2026-11-21", DeliveryStatus.SENT, age=2 * hour)
     deliver(session, "2026-11-21", DeliveryStatus.QUEUED, age=hour)
-    deliver(
-        session, "2026-11-21", DeliveryStatus.SKIPPED, age=hour, skip_reason=SkipReason.PAUSED
-    )
+    deliver(session, "2026-11-21", DeliveryStatus.SKIPPED, age=hour, skip_reason=SkipReason.PAUSED)
     deliver(
         session,
         "2026-11-21",

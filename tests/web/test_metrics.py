@@ -40,7 +40,9 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def metrics_client(web_settings: Settings, tmp_path: Path) -> TestClient:
-    settings = web_settings.model_copy(update={"ranking_file": Path(lexical_ranking_file(tmp_path))})
+    settings = web_settings.model_copy(
+        update={"ranking_file": Path(lexical_ranking_file(tmp_path))}
+    )
     return TestClient(create_app(settings), follow_redirects=False)
 
 
@@ -66,19 +68,23 @@ def test_metrics_count_the_ingest_and_the_digest_sent(
 
     assert len(smtp_sink.files()) == 1
     # Counters of this process: one message accepted, its exchange timed.
-    assert value(after, "digest_messages_sent_total") == value(
-        before, "digest_messages_sent_total"
-    ) + 1
-    assert value(after, "digest_smtp_send_seconds_count") == value(
-        before, "digest_smtp_send_seconds_count"
-    ) + 1
+    assert (
+        value(after, "digest_messages_sent_total")
+        == value(before, "digest_messages_sent_total") + 1
+    )
+    assert (
+        value(after, "digest_smtp_send_seconds_count")
+        == value(before, "digest_smtp_send_seconds_count") + 1
+    )
     # Read from the database at the scrape.
     assert value(after, "digest_deliveries", state="sent", skip_reason="") == 1
     assert value(after, "digest_deliveries", state="queued", skip_reason="") == 0
     assert value(after, "digest_ingest_runs_total", source="sample", outcome="ok") == 1
-    assert value(after, "digest_ingest_entries_total", source="sample", result="new") == (
-        summary.new
-    ) > 0
+    assert (
+        value(after, "digest_ingest_entries_total", source="sample", result="new")
+        == (summary.new)
+        > 0
+    )
     last_success = value(after, "digest_ingest_last_success_timestamp_seconds", source="sample")
     assert abs(last_success - utcnow().timestamp()) < 300
     # No broker configured: tasks run in process, so no queue is reported.
