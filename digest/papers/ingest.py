@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -221,25 +221,4 @@ def source_activity(session: Session) -> list[SourceActivity]:
         .group_by(IngestRun.source)
         .order_by(IngestRun.source)
     ).all()
-    return [
-        SourceActivity(
-            source,
-            runs,
-            failures,
-            new,
-            updated,
-            unchanged,
-            skipped,
-            _utc(last_run),
-            None if last_success is None else _utc(last_success),
-        )
-        for source, runs, failures, new, updated, unchanged, skipped, last_run, last_success in rows
-    ]
-
-
-def _utc(moment: datetime | str) -> datetime:
-    # An aggregate loses the column's type: SQLite hands back text, PostgreSQL a
-    # datetime; both hold UTC.
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return [SourceActivity(*row) for row in rows]
