@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment
 from sqlalchemy import Engine, select
@@ -56,6 +56,9 @@ from digest.subscriptions.links import Links
 from digest.subscriptions.notices import NoticeComposer
 from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
+
+if TYPE_CHECKING:
+    from digest.metrics.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +147,18 @@ class Runtime:
 
     @cached_property
     def sender(self) -> Sender:
+        # Imported here: a worker serving metrics sets up prometheus_client's
+        # multiprocess mode before its first import (digest.metrics.instruments).
+        from digest.metrics.instruments import mail_metrics
+
         return SmtpSender(
             SmtpConfig.from_url(
                 self.settings.smtp_url,
                 timeout=self.settings.smtp_timeout_seconds,
                 connections=self.settings.smtp_connections,
                 rate=self.settings.smtp_rate,
-            )
+            ),
+            observer=mail_metrics(),
         )
 
     def source_configs(self) -> list[SourceConfig]:
@@ -332,6 +340,18 @@ class Runtime:
             ):
                 outcomes[delivery_id] = Outcome(str(statuses[delivery_id]))
         return BatchResult(outcomes)
+
+    def status(self, queues: Sequence[str], *, now: datetime | None = None) -> Status:
+        """Delivery, ingest and the broker's ``queues`` as they stand (``digest status``,
+        ``/metrics``)."""
+        from digest.metrics.status import read_status
+
+        return read_status(
+            self.session_factory,
+            broker_url=self.settings.broker_url,
+            queues=queues,
+            now=now or utcnow(),
+        )
 
     def pending_deliveries(self) -> int:
         """Digests claimed and not settled yet (queued, ranked or being sent)."""

@@ -40,6 +40,7 @@ class RedisDatabase(IntEnum):
     WORKER_BROKER = 2
     WHEEL_BROKER = 3
     FAULTS_BROKER = 4
+    METRICS_BROKER = 5
 
 
 def redis_database_number(database: RedisDatabase) -> int:

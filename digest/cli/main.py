@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from digest.cli import demo, ingest, preview, services
+from digest.cli import demo, ingest, preview, services, status
 from digest.cli.db import db_cli
 from digest.cli.subscribers import subscribers_cli
 
@@ -24,6 +24,7 @@ cli.add_typer(subscribers_cli, name="subscribers")
 cli.command()(ingest.ingest)
 cli.command()(preview.preview)
 cli.command("send-due")(services.send_due)
+cli.command()(status.status)
 cli.command()(demo.demo)
 cli.command()(services.web)
 cli.command(context_settings=_PASS_THROUGH)(services.worker)

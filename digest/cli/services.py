@@ -125,8 +125,27 @@ def worker(
             help="Comma-separated stages to serve (ingest, rank, mail); default: all.",
         ),
     ] = "",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics of every pool process on this port (/metrics).",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker (extra arguments go to celery)."""
+    if metrics_port is None:
+        _run_worker(ctx, queues, metrics_port)
+        return
+    from digest.metrics.exporter import prepare
+
+    # Before anything imports prometheus_client: the pool processes count into files.
+    with prepare():
+        _run_worker(ctx, queues, metrics_port)
+
+
+def _run_worker(ctx: typer.Context, queues: str, metrics_port: int | None) -> None:
     from workers.app import QUEUES
 
     app = open_celery()
@@ -138,6 +157,13 @@ def worker(
     unknown = sorted(set(chosen) - set(QUEUES))
     if unknown:
         fail(f"unknown queue(s) {', '.join(unknown)}: choose among {', '.join(QUEUES)}", 2)
+    if metrics_port is not None:
+        from digest.metrics.exporter import serve
+
+        try:
+            serve(metrics_port)
+        except OSError as exc:
+            fail(f"cannot serve metrics on port {metrics_port}: {exc.strerror}", 2)
     # Without --queues Celery consumes every queue of task_queues: all the stages.
     selection = [f"--queues={','.join(chosen)}"] if chosen else []
     app.worker_main(["worker", "--loglevel=INFO", *selection, *ctx.args])

@@ -33,6 +33,14 @@ class SendError(Exception):
 ResultCallback = Callable[[OutgoingMessage, SendError | None], None]
 
 
+class SendObserver(Protocol):
+    """Told of every SMTP exchange: what the metrics count (messages, latency, error codes)."""
+
+    def accepted(self, seconds: float) -> None: ...
+
+    def refused(self, error: SendError, seconds: float) -> None: ...
+
+
 class MailConnection(Protocol):
     def send(self, message: OutgoingMessage) -> None:
         """Hand one message over, or raise :class:`SendError`."""

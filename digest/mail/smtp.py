@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import aiosmtplib
 
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.pool import SendPool
-from digest.mail.sender import ResultCallback, SendError
+from digest.mail.sender import ResultCallback, SendError, SendObserver
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +125,25 @@ class SmtpSession:
     """One SMTP session, connected on first use and reconnected after it is lost;
     one message at a time (SMTP sends a session's messages in turn)."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, observer: SendObserver | None = None) -> None:
         self._config = config
+        self._observer = observer
         self._client: aiosmtplib.SMTP | None = None
 
     async def send(self, message: OutgoingMessage) -> None:
         """Hand ``message`` over, or raise :class:`SendError`."""
+        if self._observer is None:
+            await self._send(message)
+            return
+        started = time.perf_counter()
+        try:
+            await self._send(message)
+        except SendError as exc:
+            self._observer.refused(exc, time.perf_counter() - started)
+            raise
+        self._observer.accepted(time.perf_counter() - started)
+
+    async def _send(self, message: OutgoingMessage) -> None:
         try:
             await self._transaction(message)
         except asyncio.CancelledError:
@@ -267,8 +281,13 @@ class SmtpSession:
 class SmtpConnection:
     """One session for synchronous callers (notices, the CLI), on a private loop."""
 
-    def __init__(self, config: SmtpConfig, loop: asyncio.AbstractEventLoop) -> None:
-        self._session = SmtpSession(config)
+    def __init__(
+        self,
+        config: SmtpConfig,
+        loop: asyncio.AbstractEventLoop,
+        observer: SendObserver | None = None,
+    ) -> None:
+        self._session = SmtpSession(config, observer)
         self._loop = loop
 
     def send(self, message: OutgoingMessage) -> None:
@@ -279,15 +298,16 @@ class SmtpConnection:
 
 
 class SmtpSender:
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, observer: SendObserver | None = None) -> None:
         self.config = config
+        self.observer = observer
 
     @contextmanager
     def connection(self) -> Iterator[SmtpConnection]:
         # Workers and the CLI are synchronous; a private loop keeps aiosmtplib's
         # connection alive across the messages of one batch.
         loop = asyncio.new_event_loop()
-        connection = SmtpConnection(self.config, loop)
+        connection = SmtpConnection(self.config, loop, self.observer)
         try:
             yield connection
         finally:
@@ -297,9 +317,9 @@ class SmtpSender:
     def pool(self) -> SendPool:
         """A pool of ``config.connections`` sessions at ``config.rate``, for a
         running event loop (``async with sender.pool() as pool``)."""
-        config = self.config
+        config, observer = self.config, self.observer
         return SendPool(
-            lambda: SmtpSession(config), connections=config.connections, rate=config.rate
+            lambda: SmtpSession(config, observer), connections=config.connections, rate=config.rate
         )
 
     @property

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from digest.clock import utcnow
@@ -185,3 +185,40 @@ def _ingest_one(
     )
     log.info("ingest %s", summary.line())
     return summary
+
+
+@dataclass(frozen=True)
+class SourceActivity:
+    """Every recorded run of one source, summed, and when it last ran and last succeeded."""
+
+    source: str
+    runs: int
+    failed_runs: int
+    new: int
+    updated: int
+    unchanged: int
+    skipped: int
+    last_run_at: datetime
+    # None until a run succeeds.
+    last_success_at: datetime | None
+
+
+def source_activity(session: Session) -> list[SourceActivity]:
+    """One grouped statement over ``ingest_runs`` (a row per source per run: small)."""
+    failed = IngestRun.error.is_not(None)
+    rows = session.execute(
+        select(
+            IngestRun.source,
+            func.count(),
+            func.count(IngestRun.error),
+            func.coalesce(func.sum(IngestRun.new), 0),
+            func.coalesce(func.sum(IngestRun.updated), 0),
+            func.coalesce(func.sum(IngestRun.unchanged), 0),
+            func.coalesce(func.sum(IngestRun.skipped), 0),
+            func.max(IngestRun.finished_at),
+            func.max(case((failed, None), else_=IngestRun.finished_at)),
+        )
+        .group_by(IngestRun.source)
+        .order_by(IngestRun.source)
+    ).all()
+    return [SourceActivity(*row) for row in rows]

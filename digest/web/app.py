@@ -21,9 +21,11 @@ from anyio import to_thread
 from celery import Celery
 from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from prometheus_client import REGISTRY, CollectorRegistry
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import Settings, get_settings
+from digest.metrics.collector import StatusCollector
 from digest.runtime import Runtime
 from digest.subscriptions.ratelimit import RateLimiter
 from digest.web.access_log import redact_access_log
@@ -51,6 +53,17 @@ def app_from_environment() -> FastAPI:
     gc.collect()
     gc.freeze()
     return app
+
+
+def metrics_registry(runtime: Runtime) -> CollectorRegistry:
+    """What ``/metrics`` serves: the state read at scrape time, then this process's
+    counters (the default registry, where :mod:`digest.metrics.instruments` counts)."""
+    from workers.app import QUEUES
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(lambda: runtime.status(QUEUES)))
+    registry.register(REGISTRY)
+    return registry
 
 
 def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
@@ -133,6 +146,7 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
         celery=celery,
     )
     app.state.runtime = runtime
+    app.state.metrics_registry = metrics_registry(runtime)
     app.state.one_click = one_click
     add_error_pages(app)
     for router in ROUTERS:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from digest.web.routes import confirm, feedback, health, preferences, subscribe, unsubscribe
+from digest.web.routes import (
+    confirm,
+    feedback,
+    health,
+    metrics,
+    preferences,
+    subscribe,
+    unsubscribe,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
+    metrics.router,
     subscribe.router,
     confirm.router,
     preferences.router,
