@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "digest <digest@localhost>"
     site_name: str = "digest"
+    # The Reply-To header of every email (empty: none, replies go to From).
+    reply_to: str = ""
+    # The sender id ending Gmail's Feedback-ID header (empty: the From domain).
+    feedback_sender_id: str = ""
     templates_dir: Path = Field(default_factory=packaged_templates_dir)
 
     # Sources: the file that lists them (None: the packaged config/sources.toml) and,

@@ -16,6 +16,7 @@ from digest.mail.rendering import RenderedEmail
 # the List-Unsubscribe URL.
 MESSAGE_POLICY = policy.default.clone(max_line_length=998)
 WIRE_POLICY = MESSAGE_POLICY.clone(linesep="\r\n")
+AUTO_SUBMITTED = "auto-generated"
 
 
 def envelope_sender(message: EmailMessage) -> str:
@@ -39,6 +40,8 @@ def build_message(
     unsubscribe: ListUnsubscribe | None = None,
     list_id: str | None = None,
     message_id: str | None = None,
+    reply_to: str | None = None,
+    feedback_id: str | None = None,
 ) -> EmailMessage:
     message = EmailMessage(policy=MESSAGE_POLICY)
     message["From"] = from_address
@@ -46,6 +49,12 @@ def build_message(
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id or make_msgid(domain=message_domain)
+    if reply_to:
+        message["Reply-To"] = reply_to
+    # RFC 3834: sent by a program, not a person; auto-responders must not answer it.
+    message["Auto-Submitted"] = AUTO_SUBMITTED
+    if feedback_id:
+        message["Feedback-ID"] = feedback_id
     if list_id:
         message["List-Id"] = list_id
     if unsubscribe:

@@ -15,7 +15,8 @@ from digest.mail.message import WIRE_POLICY, envelope_sender
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    # MAIL FROM: the From header's address (bounces return there).
+    # MAIL FROM, where bounces return: a VERP address naming this message
+    # (digest.mail.bounces), or the From header's address.
     sender: str
     # RCPT TO: one reader per message.
     recipient: str
@@ -24,11 +25,12 @@ class OutgoingMessage:
     data: bytes
 
 
-def outgoing(message: EmailMessage) -> OutgoingMessage:
-    """An :class:`EmailMessage` flattened for the wire."""
+def outgoing(message: EmailMessage, *, sender: str | None = None) -> OutgoingMessage:
+    """An :class:`EmailMessage` flattened for the wire, sent from ``sender`` (the From
+    address when None)."""
     (recipient,) = [address.addr_spec for address in message["To"].addresses]
     return OutgoingMessage(
-        sender=envelope_sender(message),
+        sender=sender or envelope_sender(message),
         recipient=recipient,
         message_id=str(message["Message-ID"]),
         # Flattened here, not by aiosmtplib, whose 78-column policy would encode the

@@ -19,7 +19,9 @@ from aiosmtpd.smtp import Envelope
 
 
 class EmlFileHandler:
-    """Writes each message it receives, as received, to ``<directory>/<time>-<n>.eml``."""
+    """Writes each message it receives to ``<directory>/<time>-<n>.eml``: as received,
+    after the Return-Path line a final delivery adds (RFC 5321 4.4), which records the
+    envelope sender."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -28,7 +30,10 @@ class EmlFileHandler:
         self._count = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
-        content = envelope.original_content or b""
+        # The envelope sender is ASCII (digest.mail.bounces) or, in an SMTPUTF8 session,
+        # UTF-8.
+        return_path = b"Return-Path: <" + (envelope.mail_from or "").encode("utf-8") + b">\r\n"
+        content = return_path + (envelope.original_content or b"")
         with self._lock:
             self._count += 1
             name = f"{time.time_ns()}-{self._count:06d}.eml"

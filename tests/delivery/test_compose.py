@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from digest.delivery.compose import DigestComposer, digest_message_id
+from digest.mail.bounces import BounceKind
 from digest.mail.message import WIRE_POLICY
 from digest.papers.models import Paper
 from digest.papers.sources import PaperRecord
@@ -28,6 +30,7 @@ from digest.subscriptions.models import Subscriber
 from tests.factories import NOW, make_subscriber
 
 URL = re.compile(r"https?://[^\s\"<>]+|mailto:[^\s\"<>]+")
+DELIVERY_ID = 4321
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -43,10 +46,14 @@ def body(message: EmailMessage, subtype: str) -> str:
 
 
 @pytest.fixture
-def composer(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> DigestComposer:
+def composer(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> DigestComposer:
     # Both paths sign their links in the same second: the same tokens.
     monkeypatch.setattr(time, "time", lambda: 1_800_000_000.5)
-    return Runtime(settings).composer
+    return Runtime(
+        make_settings(reply_to="Lab help <help@example.org>", feedback_sender_id="lab-digest")
+    ).composer
 
 
 def sample_papers() -> list[Paper]:
@@ -159,7 +166,9 @@ def compose_both(composer: DigestComposer, case: str) -> tuple[EmailMessage, Ema
     subscriber, picks, edition = CASES[case]
     chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
     now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-    fast = composer.compose(subscriber, chosen, edition=edition, now=now).outgoing.data
+    fast = composer.compose(
+        subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=now
+    ).outgoing.data
     reference = composer.reference(subscriber, chosen, edition=edition, now=now)
     return parse(fast), parse(reference.as_bytes(policy=WIRE_POLICY)), fast
 
@@ -177,6 +186,33 @@ def test_the_fast_path_matches_the_reference(composer: DigestComposer, case: str
     assert URL.findall(str(fast["List-Unsubscribe"])) == URL.findall(
         str(reference["List-Unsubscribe"])
     )
+    edition = CASES[case][2]
+    assert fast["Auto-Submitted"] == "auto-generated"
+    assert fast["List-Id"] == "digest <digest.example.org>"
+    assert fast["Reply-To"] == "Lab help <help@example.org>"
+    assert fast["Feedback-ID"] == f"{edition}:digest:digest:lab-digest"
+
+
+def test_each_delivery_goes_out_from_its_own_signed_bounce_address(
+    composer: DigestComposer,
+) -> None:
+    subscriber, picks, edition = CASES["one paper"]
+    chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
+
+    def sender(delivery_id: int) -> str:
+        return composer.compose(
+            subscriber, chosen, delivery_id=delivery_id, edition=edition, now=NOW
+        ).outgoing.sender
+
+    first, second = sender(DELIVERY_ID), sender(DELIVERY_ID + 1)
+    assert first.startswith(f"bounces+d{DELIVERY_ID}-") and first.endswith("@example.org")
+    assert second != first and sender(DELIVERY_ID) == first
+    # What the reference path is sent from, and what a bounce to it is read back as.
+    assert composer.envelope_sender(DELIVERY_ID) == first
+    target = composer.bounces.read(first)
+    assert target is not None and (target.kind, target.id) == (BounceKind.DELIVERY, DELIVERY_ID)
+    # RFC 5321: a local part is at most 64 octets.
+    assert len(first.rpartition("@")[0]) <= 64
 
 
 def test_a_non_ascii_local_part_goes_out_in_utf8_where_the_reference_refuses(
@@ -184,7 +220,9 @@ def test_a_non_ascii_local_part_goes_out_in_utf8_where_the_reference_refuses(
 ) -> None:
     subscriber, picks, edition = CASES["latex and a long first title"]
     chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
-    composed = composer.compose(subscriber, chosen, edition=edition, now=NOW)
+    composed = composer.compose(
+        subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=NOW
+    )
     # The email package cannot write "zoë" in a header; RFC 6532 allows UTF-8 there.
     with pytest.raises(ValueError):
         composer.reference(subscriber, chosen, edition=edition, now=NOW)
@@ -211,7 +249,9 @@ def test_an_international_domain_is_written_in_idna_and_all_else_matches(
 def test_the_fast_path_is_valid_for_any_smtp_server(composer: DigestComposer, case: str) -> None:
     subscriber, picks, edition = CASES[case]
     chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
-    composed = composer.compose(subscriber, chosen, edition=edition, now=NOW)
+    composed = composer.compose(
+        subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=NOW
+    )
     data = composed.outgoing.data
     headers, _, content = data.partition(b"\r\n\r\n")
     # 7-bit (bar a UTF-8 address, which needs SMTPUTF8 anyway), CRLF line ends only.
@@ -224,7 +264,8 @@ def test_the_fast_path_is_valid_for_any_smtp_server(composer: DigestComposer, ca
         "quoted-printable",
         "quoted-printable",
     ]
-    assert composed.outgoing.sender == composer.site.from_address.rsplit("<")[-1].rstrip(">")
+    assert composed.outgoing.sender == composer.envelope_sender(DELIVERY_ID)
+    assert composed.outgoing.sender.isascii()
 
 
 def test_the_message_id_is_one_per_reader_and_edition(composer: DigestComposer) -> None:
@@ -232,13 +273,17 @@ def test_the_message_id_is_one_per_reader_and_edition(composer: DigestComposer) 
     chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
 
     def message_id(who: Subscriber, edition: str, now: datetime = NOW) -> str:
-        return composer.compose(who, chosen, edition=edition, now=now).message_id
+        return composer.compose(
+            who, chosen, delivery_id=DELIVERY_ID, edition=edition, now=now
+        ).message_id
 
     first = message_id(subscriber, "2026-11-21")
     # A re-send, later, with other picks even, carries the first copy's id.
     assert message_id(subscriber, "2026-11-21", NOW + timedelta(hours=3)) == first
     assert (
-        composer.compose(subscriber, chosen[:1] + chosen, edition="2026-11-21", now=NOW).message_id
+        composer.compose(
+            subscriber, chosen[:1] + chosen, delivery_id=DELIVERY_ID, edition="2026-11-21", now=NOW
+        ).message_id
         == first
     )
     assert message_id(subscriber, "2026-11-22") != first
@@ -268,7 +313,11 @@ def test_a_paper_changed_since_its_block_was_prepared_is_shown_as_it_is_now(
         updated_at=NOW,
     )
     composer.compose(
-        subscriber, [Pick(paper=paper, reason="", upvotes=None)], edition="2026-11-21", now=NOW
+        subscriber,
+        [Pick(paper=paper, reason="", upvotes=None)],
+        delivery_id=DELIVERY_ID,
+        edition="2026-11-21",
+        now=NOW,
     )
     paper.title, paper.abstract, paper.updated_at = (
         "Second title",
@@ -278,7 +327,11 @@ def test_a_paper_changed_since_its_block_was_prepared_is_shown_as_it_is_now(
 
     message = parse(
         composer.compose(
-            subscriber, [Pick(paper=paper, reason="", upvotes=None)], edition="2026-11-21", now=NOW
+            subscriber,
+            [Pick(paper=paper, reason="", upvotes=None)],
+            delivery_id=DELIVERY_ID,
+            edition="2026-11-21",
+            now=NOW,
         ).outgoing.data
     )
     assert message["Subject"].startswith("Second title")
@@ -309,7 +362,11 @@ def test_readers_see_latex_as_unicode_and_never_as_markup(
     reader = make_subscriber(session)
 
     composed = Runtime(settings).composer.compose(
-        reader, [Pick(paper=paper, reason="", upvotes=None)], edition="2026-11-21", now=NOW
+        reader,
+        [Pick(paper=paper, reason="", upvotes=None)],
+        delivery_id=DELIVERY_ID,
+        edition="2026-11-21",
+        now=NOW,
     )
 
     message = parse(composed.outgoing.data)

@@ -156,6 +156,9 @@ def test_a_due_digest_is_ranked_mailed_and_recorded(
     assert delivery.attempts == 1 and delivery.sent_at == NOW
     assert delivery.lease_expires_at is None and delivery.last_error is None
     assert received["To"] == reader.email
+    # Sent from the delivery's own bounce address: a bounce names the delivery.
+    bounce = runtime.bounces.read(received["Return-Path"])
+    assert bounce is not None and bounce.id == delivery_id
     html = received.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert papers[1].title in html and papers[0].title not in html
     assert "50 upvotes" in html

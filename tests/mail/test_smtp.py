@@ -171,7 +171,9 @@ def test_leading_dots_and_bare_line_feeds_survive_the_data_phase(smtp_sink: Smtp
     with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
         connection.send(OutgoingMessage("a@example.org", "b@example.org", "<m@x>", data))
     [received] = smtp_sink.files()
-    assert received.read_bytes() == data.replace(b"bare\n", b"bare\r\n") + b"\r\n"
+    assert received.read_bytes() == (
+        b"Return-Path: <a@example.org>\r\n" + data.replace(b"bare\n", b"bare\r\n") + b"\r\n"
+    )
 
 
 def test_wire_data_stuffs_dots_and_ends_the_data() -> None:
