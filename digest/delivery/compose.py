@@ -113,8 +113,6 @@ class Composed:
 @dataclass
 class _PreparedPaper:
     context: dict[str, Any]
-    # The title in the HTML preheader, escaped and encoded.
-    preheader_title: bytes
     # Keyed by whether the reader's pick has a reason line: (HTML, text).
     blocks: dict[bool, tuple[Skeleton, Skeleton]] = field(default_factory=dict)
 
@@ -174,8 +172,6 @@ class DigestComposer:
         block: dict[bytes, bytes] = {}
         for number, pick in enumerate(picks, start=1):
             paper = self._prepared(pick.paper)
-            if number == 1:
-                html[b"first_title"] = paper.preheader_title
             has_reason = bool(pick.reason)
             block_html, block_text = paper.blocks.get(has_reason) or self._blocks(paper, has_reason)
             block[b"number"] = str(number).encode("ascii")
@@ -275,10 +271,7 @@ class DigestComposer:
             if len(self._papers) >= _CACHE_LIMIT:
                 self._papers.clear()
             context = paper_context(paper)
-            prepared = self._papers[key] = _PreparedPaper(
-                context=context,
-                preheader_title=wire.quoted_printable(escape(context["title"])),
-            )
+            prepared = self._papers[key] = _PreparedPaper(context=context)
         return prepared
 
     def _blocks(self, paper: _PreparedPaper, has_reason: bool) -> tuple[Skeleton, Skeleton]:
@@ -315,7 +308,6 @@ class DigestComposer:
                 ).https_url,
                 "preferences_url": self.links.preferences_with(holes["preferences_token"]),
                 "paper_count": paper_count,
-                "first_title": holes["first_title"],
                 "papers": [PaperBlock(html=paper, text=paper) for paper in papers],
             }
             template = self.environment.get_template

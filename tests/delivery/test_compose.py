@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from html import unescape
 from itertools import islice
 
 import pytest
@@ -28,6 +29,7 @@ from digest.runtime import Runtime
 from digest.subscriptions.choices import Frequency
 from digest.subscriptions.models import Subscriber
 from tests.factories import NOW, make_subscriber
+from tests.samples import full_papers
 
 URL = re.compile(r"https?://[^\s\"<>]+|mailto:[^\s\"<>]+")
 DELIVERY_ID = 4321
@@ -380,3 +382,53 @@ def _headers(message: EmailMessage) -> dict[str, str]:
     # Both are multipart/alternative; only the boundary differs.
     assert message.get_content_type() == "multipart/alternative"
     return {name: str(value) for name, value in message.items() if name != "Content-Type"}
+
+
+HREF = re.compile(r'href="([^"]+)"')
+
+
+def largest_digest(composer: DigestComposer) -> EmailMessage:
+    """Fifty papers (the most a reader may choose), each with a reason and every line."""
+    reader_ = reader(8, "a.long.address.for.fifty@example.org", "diffusion, language models")
+    picks = [
+        Pick(paper=paper, reason=f"matches: diffusion and more {n}", upvotes=None)
+        for n, paper in enumerate(full_papers(50))
+    ]
+    return parse(
+        composer.compose(
+            reader_, picks, delivery_id=DELIVERY_ID, edition="2026-11-21", now=NOW
+        ).outgoing.data
+    )
+
+
+def test_a_fifty_paper_digest_stays_under_gmails_clipping_with_its_footer_inside(
+    composer: DigestComposer,
+) -> None:
+    html = body(largest_digest(composer), "html")
+    # Gmail clips an HTML part above 102 KB, and the footer's links go with the clip.
+    assert len(html.encode("utf-8")) <= 90 * 1024
+    footer = html[html.index('<div class="footer"') :]
+    assert ">Unsubscribe</a>" in footer and ">Preferences</a>" in footer
+
+
+def test_the_text_part_carries_every_link_and_line_of_the_html_part(
+    composer: DigestComposer,
+) -> None:
+    message = largest_digest(composer)
+    html, text = body(message, "html"), body(message, "plain")
+    links = {unescape(link) for link in HREF.findall(html)}
+    assert links and links <= set(URL.findall(text))
+    for paper in full_papers(50):
+        assert paper.published_on is not None
+        facts = f"Published {paper.published_on:%d %b %Y} · {paper.author_count} authors"
+        assert facts in html and facts in text
+    assert "Saturday 21 November 2026 · 50 papers" in html
+    assert "Saturday 21 November 2026 · 50 papers" in text
+
+
+def test_the_html_has_dark_mode_styles_and_no_hidden_text(composer: DigestComposer) -> None:
+    html = body(largest_digest(composer), "html")
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    # The old preheader: text hidden by display:none, 1 px and the background's colour.
+    assert "display:none" not in html.replace(" ", "") and "font-size:1px" not in html
