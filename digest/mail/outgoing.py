@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 
-from digest.mail.message import WIRE_POLICY, envelope_sender
+from digest.mail.message import UTF8_WIRE_POLICY, WIRE_POLICY, envelope_sender
 
 
 @dataclass(frozen=True)
@@ -35,5 +36,10 @@ def outgoing(message: EmailMessage, *, sender: str | None = None) -> OutgoingMes
         message_id=str(message["Message-ID"]),
         # Flattened here, not by aiosmtplib, whose 78-column policy would encode the
         # List-Unsubscribe URLs (see MESSAGE_POLICY).
-        data=message.as_bytes(policy=WIRE_POLICY),
+        data=message.as_bytes(policy=UTF8_WIRE_POLICY if _utf8(message) else WIRE_POLICY),
     )
+
+
+def _utf8(message: EmailMessage) -> bool:
+    # Built for a recipient beyond ASCII (digest.mail.message.UTF8_POLICY): RFC 6532.
+    return isinstance(message.policy, EmailPolicy) and message.policy.utf8

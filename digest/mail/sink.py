@@ -44,12 +44,23 @@ class EmlFileHandler:
 class SmtpSink:
     """Start with ``with SmtpSink(dir) as sink:``; ``sink.url`` is the SMTP URL."""
 
-    def __init__(self, directory: Path, *, hostname: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        hostname: str = "127.0.0.1",
+        port: int = 0,
+        smtputf8: bool = True,
+    ) -> None:
         self.directory = directory
         self.handler = EmlFileHandler(directory)
         # aiosmtpd checks readiness by connecting to its port, so it needs a real one.
+        # SMTPUTF8 offered, as postfix and the large providers do, unless told otherwise.
         self.controller = Controller(
-            self.handler, hostname=hostname, port=port or free_port(hostname)
+            self.handler,
+            hostname=hostname,
+            port=port or free_port(hostname),
+            enable_SMTPUTF8=smtputf8,
         )
 
     def __enter__(self) -> SmtpSink:
