@@ -28,7 +28,7 @@ demo: $(STAMP)
 TEST_PROCESSES ?= 2
 
 test: $(STAMP)
-	$(BIN)/pytest -n $(TEST_PROCESSES)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

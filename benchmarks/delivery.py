@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/delivery.py [--readers 10000,100000] [--repeats 2]
         [--lexical] [--broker URL] [--concurrency 2] [--postgres URL]
-        [--paths send-due,celery] [--reuse-papers DB] [--keep-papers] [--cold]
+        [--paths send-due,send-due-processes,celery] [--reuse-papers DB] [--keep-papers]
+        [--cold]
 
 It drives the public entry points only, so that it measures delivery whatever
 its insides become: ``digest db upgrade``, ``digest ingest``, ``digest
-subscribers import --confirmed``, ``digest send-due`` (no broker: in process),
+subscribers import --confirmed``, ``digest send-due`` (no broker: in process;
+``send-due-processes``: ``--processes CONCURRENCY``),
 ``digest worker --concurrency N --pool prefork`` and ``celery -A workers.app
 call digest.dispatch_due``. It reads the database only through the table and
 states that scripts outside the project rely on: ``deliveries.status``, ending
@@ -619,12 +621,15 @@ def spawn(argv: Sequence[str], env: Environment, log: Path) -> subprocess.Popen[
         )
 
 
-def run_send_due(env: Environment, sink: Sink, readers: int) -> RunResult:
+def run_send_due(env: Environment, sink: Sink, readers: int, *, processes: int = 1) -> RunResult:
     engine = create_engine(env.database_url)
     baseline = sink.messages()
     log = env.folder / "send-due.log"
     started = time.monotonic()
-    process = spawn(digest("send-due"), env, log)
+    argv = (
+        digest("send-due") if processes == 1 else digest("send-due", "--processes", str(processes))
+    )
+    process = spawn(argv, env, log)
     watcher = Watcher(process.pid, sink, baseline)
     watcher.start()
     code = process.wait()
@@ -635,7 +640,7 @@ def run_send_due(env: Environment, sink: Sink, readers: int) -> RunResult:
     emails = sink.wait_messages(baseline + counts.get("sent", 0)) - baseline
     note = "" if code == 0 else f"exit {code}: {log.read_text(errors='replace')[-500:]}"
     return RunResult(
-        path="send-due",
+        path="send-due" if processes == 1 else "send-due-processes",
         readers=readers,
         seconds=seconds,
         emails=emails,
@@ -824,9 +829,15 @@ def main() -> None:
         action="store_true",
         help="delete the embeddings the ingest stored: each run's send computes them",
     )
-    parser.add_argument("--paths", default="send-due,celery", help="comma-separated")
+    parser.add_argument(
+        "--paths",
+        default="send-due,send-due-processes,celery",
+        help="comma-separated: send-due, send-due-processes (--processes CONCURRENCY), celery",
+    )
     parser.add_argument("--broker", default=DEFAULT_BROKER, help="redis://… or amqp://…")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="worker processes, send-due --processes"
+    )
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin URL of the server")
     parser.add_argument(
         "--stall", type=float, default=300.0, help="seconds without progress before giving up"
@@ -838,7 +849,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(n) for n in args.readers.split(",")]
     paths = [p.strip() for p in args.paths.split(",")]
-    if unknown := set(paths) - {"send-due", "celery"}:
+    if unknown := set(paths) - {"send-due", "send-due-processes", "celery"}:
         parser.error(f"unknown paths: {', '.join(sorted(unknown))}")
     semantic = not args.lexical and semantic_extra_installed()
 
@@ -887,7 +898,11 @@ def main() -> None:
             for readers in sizes:
                 template = prepare_readers(dbs, env, prep.papers_db, readers)
                 results: list[RunResult] = []
-                sessions_of = {"send-due": 1, "celery": args.concurrency}
+                sessions_of = {
+                    "send-due": 1,
+                    "send-due-processes": args.concurrency,
+                    "celery": args.concurrency,
+                }
                 ceilings: dict[int, list[float]] = {s: [] for s in sorted({1, 2, args.concurrency})}
                 with smtp_sink(folder) as sink:
                     for repeat in range(args.repeats):
@@ -898,6 +913,10 @@ def main() -> None:
                             run_env = env.with_(database_url=dbs.url(db), smtp_port=sink.port)
                             if path == "send-due":
                                 result = run_send_due(run_env, sink, readers)
+                            elif path == "send-due-processes":
+                                result = run_send_due(
+                                    run_env, sink, readers, processes=args.concurrency
+                                )
                             else:
                                 result = run_celery(
                                     run_env.with_(broker_url=args.broker),

@@ -7,6 +7,7 @@ their own instead of patching a global.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -106,6 +107,11 @@ class Settings(BaseSettings):
     # Where rate-limit counters live: empty is this process's memory (the embedded
     # default has one web process); production shares them in Redis.
     rate_limit_url: str = ""
+    # The reverse proxies whose X-Forwarded-For (and -Proto) are believed, as
+    # comma-separated addresses or networks ("127.0.0.1", "10.0.0.0/8"). Empty: none,
+    # and the client address is the connection's; anyone else could claim any
+    # address and walk past the per-IP limit.
+    trusted_proxies: str = ""
     # Per client IP, for the subscribe form (``limits`` notation, "10/hour").
     subscribe_limit_per_ip: str = "10/hour"
     # Confirmation emails to one address: what stops the form bombing an inbox.
@@ -118,6 +124,22 @@ class Settings(BaseSettings):
                 "DIGEST_SECRET_KEY must be set to a private random value outside development"
             )
         return self
+
+    @model_validator(mode="after")
+    def _proxies_are_addresses(self) -> Settings:
+        for item in self.trusted_proxy_list:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"DIGEST_TRUSTED_PROXIES: {item!r} is not an address or network "
+                    "(trusting every client's forwarded headers is what it must not do)"
+                ) from None
+        return self
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
     @model_validator(mode="after")
     def _consistent_delivery_timings(self) -> Settings:

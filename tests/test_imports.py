@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+from digest.db.engine import make_engine
+from digest.db.migrate import upgrade
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "sklearn")
 
@@ -98,3 +102,35 @@ def test_digest_help_loads_typer_only() -> None:
     assert "Usage: digest" in result.stdout
     # The option declarations read the reader's choices (plain enums), nothing else.
     assert result.stderr.strip() == "digest.subscriptions,digest.subscriptions.choices"
+
+
+IMPORT_PROGRAM = """
+import sys
+from digest.cli.main import main
+sys.argv = ["digest", "subscribers", "import", sys.argv[1], "--confirmed"]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(",".join(m for m in ("digest.runtime", "numpy", "digest.mail") if m in sys.modules))
+"""
+
+
+def test_subscribers_import_loads_the_database_and_no_pipeline(tmp_path: Path) -> None:
+    # Building a Runtime imported ranking, mail and sources: a second before the
+    # first row of an import that takes a few.
+    url = f"sqlite:///{tmp_path / 'digest.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    (tmp_path / "in.csv").write_text("email\nada@example.org\n", encoding="utf-8")
+    env = {**os.environ, "DIGEST_DATABASE_URL": url, "DIGEST_SECRET_KEY": "imports-test"}
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROGRAM, str(tmp_path / "in.csv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["imported 1, skipped 0 existing, 0 invalid", ""]

@@ -10,6 +10,7 @@ that is the embedded default.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache, cached_property
 
 from celery import Celery
@@ -39,6 +40,9 @@ class DigestCelery(Celery):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         super().__init__("digest", set_as_current=False)
         self.settings = settings
+        # In process only: where published stages go instead of running inline
+        # (``digest send-due --processes``, workers.local_processes).
+        self.submit_stage: Callable[[str, list[int]], None] | None = None
 
     @cached_property
     def runtime(self) -> Runtime:

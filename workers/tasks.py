@@ -50,12 +50,13 @@ def _in_process(task: Task) -> bool:
 
 def _publish(task: Task, name: str, ids: list[int], session: Session | None = None) -> None:
     """``name`` for ``ids`` in chunks; after ``session`` commits, when one is given."""
-    stage = task.app.tasks[name]
+    submit = getattr(task.app, "submit_stage", None)
+    send = partial(submit, name) if submit is not None else task.app.tasks[name].delay
     for chunk in chunks(ids, _runtime(task).settings.send_batch_size):
         if session is None:
-            stage.delay(chunk)
+            send(chunk)
         else:
-            after_commit(session, partial(stage.delay, chunk))
+            after_commit(session, partial(send, chunk))
 
 
 def _republish_lost(task: Task, session: Session, now: datetime) -> Lost:

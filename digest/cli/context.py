@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from config.settings import Settings
     from digest.runtime import Runtime
     from workers.app import DigestCelery
@@ -47,6 +49,19 @@ def open_runtime() -> Runtime:
     except RankingConfigError as exc:
         fail(str(exc), 2)
     return runtime
+
+
+def open_database() -> sessionmaker[Session]:
+    """Sessions on the configured database, for a command that needs nothing else.
+
+    The Runtime's other collaborators come with their imports (ranking, mail,
+    sources: about a second, several under load), which a bulk import of a few
+    seconds would otherwise spend before its first row. The engine is the one
+    ``Runtime.engine`` builds.
+    """
+    from digest.db.engine import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(load_settings().resolved_database_url))
 
 
 def open_celery() -> DigestCelery:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -10,18 +12,45 @@ import typer
 
 from digest.cli.context import fail, load_settings, open_celery
 
+log = logging.getLogger("digest.web")
+
 # EX_TEMPFAIL (sysexits.h): nothing is wrong with the command; try again later.
 EXIT_TRY_AGAIN = 75
 
 
-def send_due() -> None:
+def send_due(
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Without a broker: rank and mail in this many processes (one per core)."
+        ),
+    ] = 1,
+) -> None:
     """Send every digest that is due now (through the task queue, or in-process)."""
     app = open_celery()
-    claimed = app.tasks["digest.dispatch_due"].delay()
     if not app.in_process:
+        if processes > 1:
+            fail(
+                "--processes is for sending without a broker; with DIGEST_BROKER_URL set, "
+                "workers send (digest worker --concurrency N)",
+                2,
+            )
+        app.tasks["digest.dispatch_due"].delay()
         typer.echo("dispatch queued; a worker sends the due digests")
         return
-    typer.echo(f"{claimed.get()} digest(s) were due and have been processed")
+    if processes > 1:
+        from workers.local_processes import stages_in_processes
+
+        if app.settings.resolved_database_url.startswith("sqlite"):
+            fail("--processes needs PostgreSQL (DIGEST_DATABASE_URL): SQLite has one writer", 2)
+
+        with stages_in_processes(app, processes):
+            claimed = app.tasks["digest.dispatch_due"].delay().get()
+        where = f" in {processes} processes"
+    else:
+        claimed = app.tasks["digest.dispatch_due"].delay().get()
+        where = ""
+    typer.echo(f"{claimed} digest(s) were due and have been processed{where}")
     left = app.runtime.pending_deliveries()
     if left:
         fail(
@@ -29,6 +58,17 @@ def send_due() -> None:
             "run send-due again",
             EXIT_TRY_AGAIN,
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name given to ``--host``) is reachable only
+    from this machine. A name other than localhost may resolve anywhere."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def web(
@@ -42,8 +82,25 @@ def web(
     """Serve the web app: subscribe, confirm, preferences and unsubscribe pages."""
     import uvicorn
 
+    from config.settings import DEFAULT_SECRET_KEY
+
     # Checked here for a one-line error; each worker process reads the same environment.
-    load_settings()
+    settings = load_settings()
+    if settings.secret_key == DEFAULT_SECRET_KEY:
+        # The default key is public: whoever can reach the site could sign links
+        # to anyone's preferences. Production settings refuse it outright.
+        if not is_loopback(host):
+            fail(
+                f"refusing to serve on {host} with the default DIGEST_SECRET_KEY: anyone "
+                "could forge links to any subscription. Set DIGEST_SECRET_KEY to a private "
+                "random value (python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
+                "or serve on 127.0.0.1"
+            )
+        log.warning(
+            "DIGEST_SECRET_KEY is the public development default: links are forgeable; "
+            "serving on %s only",
+            host,
+        )
     uvicorn.run(
         "digest.web.app:app_from_environment",
         factory=True,
@@ -52,8 +109,9 @@ def web(
         workers=workers,
         access_log=access_log,
         log_level="info",
-        # Behind a proxy on this host, the client address (for rate limits) is the reader's.
-        proxy_headers=True,
+        # Forwarded headers are believed only from DIGEST_TRUSTED_PROXIES, by the app
+        # itself; uvicorn's own would trust any client on 127.0.0.1.
+        proxy_headers=False,
     )
 
 

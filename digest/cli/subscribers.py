@@ -11,7 +11,7 @@ from typing import Annotated, TextIO
 
 import typer
 
-from digest.cli.context import fail, open_runtime
+from digest.cli.context import fail, open_database, open_runtime
 from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
     DEFAULT_PAPERS_PER_DIGEST,
@@ -156,9 +156,9 @@ def subscribers_import(
     from digest.subscriptions.subscribers import SubscriberError
 
     text = _read_csv_text(file)
-    runtime = open_runtime()
+    session_factory = open_database()
     try:
-        with unit_of_work(runtime.session_factory) as session:
+        with unit_of_work(session_factory) as session:
             result = import_subscribers(
                 session, io.StringIO(text, newline=""), confirmed=confirmed, now=utcnow()
             )

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from digest.db.base import Base
+from digest.db.limits import IN_LIST_CHUNK
 
 
 def backend_insert(session: Session, model: type[Base]) -> Any:
@@ -57,35 +58,59 @@ def insert_new_rows(
     """Insert ``rows`` (values in ``columns`` order), skipping those whose
     ``conflict_column`` value exists; ``(id, value)`` of each row inserted.
 
+    See :func:`insert_absent_rows`, which this follows with one lookup of the ids.
+    """
+    inserted = insert_absent_rows(session, model, columns, rows, conflict_column=conflict_column)
+    if not inserted:
+        return []
+    key = _table(model).c[conflict_column]
+    found = session.execute(
+        select(_table(model).c.id, key).where(one_of(session, key, inserted))
+    ).all()
+    return [(row_id, value) for row_id, value in found]
+
+
+def insert_absent_rows(
+    session: Session,
+    model: type[Base],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict_column: str,
+) -> set[Any]:
+    """Insert ``rows`` (values in ``columns`` order), skipping those whose
+    ``conflict_column`` value exists; the ``conflict_column`` values inserted.
+
     The caller has looked the values up already, so a conflict means a concurrent
-    ingest got there first: rare. PostgreSQL therefore gets the rows by ``COPY``
+    writer got there first: rare. PostgreSQL therefore gets the rows by ``COPY``
     straight into the table (several times faster than a multi-row ``INSERT`` for
     feeds of thousands of papers), and only when that meets a conflict, through a
     staging table with ``INSERT … ON CONFLICT DO NOTHING``. SQLite inserts them
     with ``INSERT OR IGNORE``.
     """
     if not rows:
-        return []
+        return set()
     table = _table(model)
-    key = table.c[conflict_column]
     position = list(columns).index(conflict_column)
     values = [row[position] for row in rows]
-    if session.get_bind().dialect.name != "postgresql":
-        existing = set(session.scalars(select(key).where(key.in_(values))))
-        session.execute(
-            insert_ignoring_conflicts(session, model, [conflict_column]),
-            [dict(zip(columns, row, strict=True)) for row in rows],
-        )
-        inserted = set(values) - existing
-    else:
+    if session.get_bind().dialect.name == "postgresql":
         try:
             with session.begin_nested():
                 copy_rows(session, model, columns, rows)
-            inserted = set(values)
+            return set(values)
         except psycopg.errors.UniqueViolation:
-            inserted = _insert_through_staging(session, table, columns, rows, conflict_column)
-    found = session.execute(select(table.c.id, key).where(one_of(session, key, inserted))).all()
-    return [(row_id, value) for row_id, value in found]
+            return _insert_through_staging(session, table, columns, rows, conflict_column)
+    key = table.c[conflict_column]
+    existing: set[Any] = set()
+    for start in range(0, len(values), IN_LIST_CHUNK):
+        # One bound parameter per value: SQLite refuses more than 32,766 in a statement.
+        chunk = values[start : start + IN_LIST_CHUNK]
+        existing.update(session.scalars(select(key).where(key.in_(chunk))))
+    session.execute(
+        insert_ignoring_conflicts(session, model, [conflict_column]),
+        [dict(zip(columns, row, strict=True)) for row in rows],
+    )
+    return set(values) - existing
 
 
 def copy_rows(

@@ -24,7 +24,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from digest.delivery.schedule import edition_label
+from digest.delivery.schedule import edition_label, edition_short_label
 from digest.mail import wire
 from digest.mail.bounces import BounceAddresses
 from digest.mail.identity import SiteIdentity
@@ -133,7 +133,7 @@ class DigestComposer:
         self.bounces = bounces
         self._papers: dict[tuple[int, datetime | None], _PreparedPaper] = {}
         self._frames: dict[tuple[str, str, bool, int], tuple[Skeleton, Skeleton]] = {}
-        self._subjects: dict[tuple[int, datetime | None, int], bytes] = {}
+        self._subjects: dict[tuple[int, datetime | None, int, str], bytes] = {}
         self._values: dict[str, tuple[bytes, bytes]] = {}
         self._date: tuple[datetime | None, bytes] = (None, b"")
         self._from = wire.header("From", site.from_address)
@@ -195,7 +195,7 @@ class DigestComposer:
         headers = (
             self._from,
             to,
-            self._subject(picks[0].paper, len(picks)),
+            self._subject(picks[0].paper, len(picks), edition),
             self._date_header(now),
             b"Message-ID: " + message_id.encode("ascii") + wire.CRLF,
             self._reply_to,
@@ -240,6 +240,7 @@ class DigestComposer:
             "interests": subscriber.interests,
             "frequency_label": _frequency_label(subscriber),
             "edition_label": edition_label(edition),
+            "edition_short_label": edition_short_label(edition),
             "unsubscribe_url": unsubscribe.https_url,
             "preferences_url": self.links.preferences(subscriber),
             "paper_count": len(picks),
@@ -326,14 +327,17 @@ class DigestComposer:
             encoded = self._values[value] = _encoded(value)
         return encoded
 
-    def _subject(self, first: Paper, paper_count: int) -> bytes:
-        key = (first.id, first.updated_at, paper_count)
+    def _subject(self, first: Paper, paper_count: int, edition: str) -> bytes:
+        key = (first.id, first.updated_at, paper_count, edition)
         subject = self._subjects.get(key)
         if subject is None:
             if len(self._subjects) >= _CACHE_LIMIT:
                 self._subjects.clear()
             rendered = self.environment.get_template("email/digest/subject.txt").render(
-                site_name=self.site.name, first_title=first.shown_title, paper_count=paper_count
+                site_name=self.site.name,
+                first_title=first.shown_title,
+                paper_count=paper_count,
+                edition_short_label=edition_short_label(edition),
             )
             # As render_email: a header is one line.
             subject = self._subjects[key] = wire.header("Subject", " ".join(rendered.split()))

@@ -72,6 +72,16 @@ def due_subscribers(session: Session, *, now: datetime) -> list[tuple[int, str]]
     return due
 
 
+def edition_short_label(edition: str) -> str:
+    """An edition as a subject line names it: "1 Dec", "week of 30 Nov" (its Monday)."""
+    if "-W" in edition:
+        year, week = edition.split("-W")
+        monday = date.fromisocalendar(int(year), int(week), 1)
+        return f"week of {monday.day} {monday:%b}"
+    day = date.fromisoformat(edition)
+    return f"{day.day} {day:%b}"
+
+
 def edition_label(edition: str) -> str:
     """A reader-facing name for an edition: "Saturday 21 November 2026", "week 47, 2026"."""
     if "-W" in edition:

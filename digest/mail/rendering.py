@@ -107,7 +107,7 @@ class CssInliningLoader(BaseLoader):
 
 
 def make_environment(templates_dir: Path) -> Environment:
-    return Environment(
+    environment = Environment(
         loader=CssInliningLoader(templates_dir),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
@@ -117,6 +117,25 @@ def make_environment(templates_dir: Path) -> Environment:
         auto_reload=False,
         cache_size=-1,
     )
+    environment.filters["cut_at_word"] = cut_at_word
+    return environment
+
+
+# Left at the end of a cut before its ellipsis, they read as a mistake ("Scaling laws:…").
+_DANGLING = " ,;:.-\u2013\u2014\u00b7+&/(["
+
+
+def cut_at_word(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters: whole when it fits, else cut after a
+    word and ended with "…". A first word longer than ``width`` is itself cut."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    room = max(width - 1, 0)
+    # Cut where a space falls, so the last word kept is whole.
+    head = text[: room + 1].rsplit(" ", 1)[0] if " " in text[: room + 1] else text[:room]
+    head = head[:room].rstrip(_DANGLING)
+    return head + "…" if head else text[:room] + "…"
 
 
 def premailer_runs(environment: Environment) -> int:

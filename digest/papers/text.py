@@ -4,7 +4,9 @@ Stored titles and abstracts are plain text: HTML is sanitised away with nh3
 (scripts and styles dropped with their content) and whitespace collapsed. LaTeX
 stays raw in ``title``/``abstract`` and is converted to Unicode once per paper
 for display (``$\\alpha$-decay`` → ``\u03b1-decay``), falling back to the raw text when
-the converter cannot make sense of it.
+the converter cannot make sense of it. Exponents and indices are shown in Unicode's
+super- and subscript characters when every character has one (``$10^{-3}$`` → 10⁻³,
+``$x_i$`` → xᵢ, and in running text ``10^4 GPU hours`` → 10⁴ GPU hours).
 """
 
 from __future__ import annotations
@@ -41,6 +43,30 @@ _LATEX_SPAN = re.compile(
 )
 _converter = LatexNodes2Text()
 
+# Unicode has super- and subscript forms for digits, signs and most letters; an exponent
+# or index is shown in them only when every character of it has one, else as it was.
+_SUPERSCRIPTS = dict(
+    zip(
+        "0123456789+-−=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVWαβγδεθφχ′'",  # noqa: RUF001
+        "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᴬᴮᴰᴱᴳᴴᴵᴶᴷᴸᴹᴺᴼᴾᴿᵀᵁⱽᵂᵅᵝᵞᵟᵋᶿᵠᵡ′′",  # noqa: RUF001
+        strict=True,
+    )
+)
+_SUBSCRIPTS = dict(
+    zip(
+        "0123456789+-−=()aehijklmnoprstuvxβγρφχ",  # noqa: RUF001
+        "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓᵦᵧᵨᵩᵪ",
+        strict=True,
+    )
+)
+# In maths, as TeX reads them: ``^{…}``, ``^\alpha``, or one character.
+_MATH_SCRIPT = re.compile(r"([\^_])(?:\{([^{}]*)\}|(\\[a-zA-Z]+)|([^\s\\{}$^_]))")
+# In running text (Hugging Face summaries: "10^4 GPU hours", "224^2", "10^{19}"): an
+# exponent after a word or number. Never subscripts: "_" there is a file or field name.
+_TEXT_SUPERSCRIPT = re.compile(
+    r"(?<=[0-9A-Za-z)\]])\^(?:\{([^{}$]*)\}|([-+\u2212]?[0-9]+|[a-z](?![a-z])))"
+)
+
 
 def normalise_space(text: str) -> str:
     # str.split is ~10x faster than a regex and splits on every Unicode space.
@@ -74,8 +100,31 @@ def plain_text(text: str, *, is_html: bool = False) -> str:
     return normalise_space(text)
 
 
+def _scripted(content: str, table: dict[str, str]) -> str | None:
+    """``content`` in super- or subscript characters; None when one has no such form."""
+    if "\\" in content:
+        content = _convert_span(content)
+    shown = "".join(table.get(char, "") for char in content)
+    return shown if content and len(shown) == len(content) else None
+
+
+def _math_script(match: re.Match[str]) -> str:
+    table = _SUPERSCRIPTS if match.group(1) == "^" else _SUBSCRIPTS
+    content = match.group(2) if match.group(2) is not None else match.group(3) or match.group(4)
+    shown = _scripted(content.strip(), table)
+    return match.group(0) if shown is None else shown
+
+
+def _text_superscript(match: re.Match[str]) -> str:
+    content = match.group(1) if match.group(1) is not None else match.group(2)
+    shown = _scripted(content.strip(), _SUPERSCRIPTS)
+    return match.group(0) if shown is None else shown
+
+
 @lru_cache(maxsize=100_000)
 def _convert_span(span: str) -> str:
+    if ("^" in span or "_" in span) and span.startswith(("$", "\\(")):
+        span = _MATH_SCRIPT.sub(_math_script, span)
     try:
         converted = _converter.latex_to_text(span)
     except Exception:  # pylatexenc raises bare IndexError/KeyError on odd input
@@ -87,5 +136,16 @@ def latex_to_unicode(text: str) -> str:
     """``text`` with its LaTeX spans converted to Unicode; unchanged when it has none."""
     # Substring tests are several times faster than a regex on short strings.
     if "\\" not in text and "$" not in text:
-        return text
-    return normalise_space(_LATEX_SPAN.sub(lambda m: _convert_span(m.group(0)), text))
+        return _TEXT_SUPERSCRIPT.sub(_text_superscript, text) if "^" in text else text
+    if "^" not in text:
+        return normalise_space(_LATEX_SPAN.sub(lambda m: _convert_span(m.group(0)), text))
+    # Exponents in running text, between the LaTeX spans: a span's converted text has
+    # lost the braces that said where an exponent ends ("2^{x y}" reads "2^x y").
+    pieces: list[str] = []
+    end = 0
+    for match in _LATEX_SPAN.finditer(text):
+        pieces.append(_TEXT_SUPERSCRIPT.sub(_text_superscript, text[end : match.start()]))
+        pieces.append(_convert_span(match.group(0)))
+        end = match.end()
+    pieces.append(_TEXT_SUPERSCRIPT.sub(_text_superscript, text[end:]))
+    return normalise_space("".join(pieces))

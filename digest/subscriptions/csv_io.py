@@ -9,7 +9,9 @@ known is left exactly as its reader set it. Nothing here commits.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
@@ -17,7 +19,7 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.db.dialects import insert_new_rows
+from digest.db.dialects import insert_absent_rows, one_of
 from digest.db.limits import IN_LIST_CHUNK
 from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
@@ -130,33 +132,33 @@ def parse_subscriber_rows(
     except csv.Error as exc:
         raise CsvFileError(f"line 1: {exc}") from exc
     names = _column_names(header)
-
     rows: list[ImportRow] = []
     problems: list[RowProblem] = []
     first_line_of: dict[str, int] = {}
-    while True:
-        line = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            # The reader cannot resynchronise after a malformed record.
-            raise CsvFileError(f"line {line}: {exc}") from exc
-        if not any(cell.strip() for cell in cells):
-            continue
-        try:
-            row = _parse_row(line, names, cells, confirmed=confirmed)
-        except SubscriberError as exc:
-            problems.append(RowProblem(line, str(exc)))
-            continue
-        if row.email in first_line_of:
-            problems.append(
-                RowProblem(line, f"{row.email} repeats line {first_line_of[row.email]}")
-            )
-            continue
-        first_line_of[row.email] = line
-        rows.append(row)
+    with _collector_paused():
+        while True:
+            line = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                # The reader cannot resynchronise after a malformed record.
+                raise CsvFileError(f"line {line}: {exc}") from exc
+            if not any(cell.strip() for cell in cells):
+                continue
+            try:
+                row = _parse_row(line, names, cells, confirmed=confirmed)
+            except SubscriberError as exc:
+                problems.append(RowProblem(line, str(exc)))
+                continue
+            if row.email in first_line_of:
+                problems.append(
+                    RowProblem(line, f"{row.email} repeats line {first_line_of[row.email]}")
+                )
+                continue
+            first_line_of[row.email] = line
+            rows.append(row)
     return rows, problems
 
 
@@ -169,25 +171,43 @@ def import_subscribers(
     when their row says paused. No email is sent from here. Raises :class:`CsvFileError` before
     touching the database when the file as a whole is unreadable.
     """
-    rows, problems = parse_subscriber_rows(lines, confirmed=confirmed)
-    result = ImportResult(invalid=problems)
-    known = _known_addresses(session, [row.email for row in rows])
-    new_rows = [row for row in rows if row.email not in known]
-    # One bulk insert (COPY on PostgreSQL), not an ORM object and a flush per reader:
-    # files of tens of thousands of rows are the point of an import. Rows were
-    # validated by the form's parser above, so the values go in as they are.
-    inserted = insert_new_rows(
-        session,
-        Subscriber,
-        _IMPORT_COLUMNS,
-        [_new_subscriber(row, confirmed=confirmed, now=now) for row in new_rows],
-        conflict_column="email",
-    )
-    added = {email for _, email in inserted}
+    with _collector_paused():
+        rows, problems = parse_subscriber_rows(lines, confirmed=confirmed)
+        result = ImportResult(invalid=problems)
+        known = _known_addresses(session, [row.email for row in rows])
+        new_rows = [row for row in rows if row.email not in known]
+        # One bulk insert (COPY on PostgreSQL), not an ORM object and a flush per reader:
+        # files of tens of thousands of rows are the point of an import. Rows were
+        # validated by the form's parser above, so the values go in as they are.
+        added = insert_absent_rows(
+            session,
+            Subscriber,
+            _IMPORT_COLUMNS,
+            [_new_subscriber(row, confirmed=confirmed, now=now) for row in new_rows],
+            conflict_column="email",
+        )
     for row in rows:
         # An address known before, or added by someone else since the lookup.
         (result.imported if row.email in added else result.existing).append(row.email)
     return result
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the duration.
+
+    An import holds a few small containers per row until it ends; with tens of
+    thousands of rows the collector rescans them all, over and over, and that
+    was a third of a 50,000-row import's time. They form no cycles, and what
+    the import leaves behind is collected as usual once it is switched back on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 _IMPORT_COLUMNS = (
@@ -298,5 +318,11 @@ def _known_addresses(session: Session, addresses: Sequence[str]) -> set[str]:
     known: set[str] = set()
     for start in range(0, len(addresses), IN_LIST_CHUNK):
         chunk = addresses[start : start + IN_LIST_CHUNK]
-        known.update(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(chunk))))
+        # one_of: a single array parameter on PostgreSQL, where thousands of bound
+        # parameters cost more to render and parse than the lookup itself.
+        known.update(
+            session.scalars(
+                select(Subscriber.email).where(one_of(session, Subscriber.email, chunk))
+            )
+        )
     return known

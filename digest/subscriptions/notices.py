@@ -1,7 +1,8 @@
 """Emails about a subscription itself: confirm it, you are already subscribed,
-confirm a new address. Sent one at a time, after the request that asked for
-them has committed; the subscriber's state is checked again at send time, so a
-notice that no longer applies (confirmed meanwhile, erased) is not sent."""
+confirm a new address, a fresh link once every old one is signed out. Sent one
+at a time, after the request that asked for them has committed; the
+subscriber's state is checked again at send time, so a notice that no longer
+applies (confirmed meanwhile, erased) is not sent."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 from datetime import datetime
 
 from jinja2 import Environment
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.mail.bounces import BounceAddresses
@@ -54,6 +56,7 @@ class NoticeComposer:
             "hours": CONFIRM_HOURS,
             "frequency_label": "weekly" if subscriber.frequency == Frequency.WEEKLY else "daily",
         }
+        template = notice.value
         if notice == Notice.CONFIRM:
             if subscriber.status != SubscriberStatus.PENDING:
                 return None
@@ -63,13 +66,26 @@ class NoticeComposer:
                 return None
             context["preferences_url"] = self.links.preferences(subscriber)
             context["paused"] = subscriber.status == SubscriberStatus.PAUSED
+        elif notice == Notice.NEW_LINKS:
+            context["preferences_url"] = self.links.preferences(subscriber)
         elif notice == Notice.CONFIRM_EMAIL_CHANGE:
             if subscriber.pending_email is None:
                 return None
             to = subscriber.pending_email
             context["new_email"] = subscriber.pending_email
-            context["confirm_url"] = self.links.confirm_email_change(subscriber)
-        rendered = render_email(self.environment, notice.value, context)
+            owner = session.scalar(
+                select(Subscriber).where(Subscriber.email == subscriber.pending_email)
+            )
+            if owner is not None:
+                # An address on file: its owner is told someone asked, with their own
+                # preferences link (as the subscribe form does), and whoever asked
+                # was told the same as for a free address. One email either way, so
+                # the time it took tells nothing either (see request_email_change).
+                template = "address_in_use"
+                context["preferences_url"] = self.links.preferences(owner)
+            else:
+                context["confirm_url"] = self.links.confirm_email_change(subscriber)
+        rendered = render_email(self.environment, template, context)
         message = build_message(
             rendered,
             to=to,

@@ -21,6 +21,7 @@ from anyio import to_thread
 from celery import Celery
 from fastapi import FastAPI
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import Settings, get_settings
 from digest.runtime import Runtime
@@ -116,8 +117,12 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
     )
     if one_click is not None:
         app.add_middleware(OneClickShortcut, unsubscriber=one_click, signer=signer)
-    # Added last, so outermost: its headers go on the shortcut's answers too.
+    # Added after the shortcut, so outside it: its headers go on the shortcut's answers too.
     app.add_middleware(SecurityHeaders, https=settings.base_url.startswith("https://"))
+    if settings.trusted_proxy_list:
+        # Outermost: the routes (the per-IP limit) see the reader's address, and only
+        # when a configured proxy says so; uvicorn's own handling is off (digest web).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     app.state.collaborators = Collaborators(
         settings=settings,
         runtime=runtime,

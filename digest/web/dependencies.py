@@ -28,6 +28,8 @@ from digest.subscriptions.links import Links
 from digest.subscriptions.ratelimit import RateLimiter
 from digest.subscriptions.subscribers import NoticeDue
 from digest.subscriptions.tokens import Purpose, Signer
+from digest.web.forms import read_form
+from digest.web.origin import check_same_origin, origin_of
 from digest.web.rendering import Pages
 from digest.web.signed import FormTokens, SignedForm, SignedLink
 
@@ -46,6 +48,11 @@ class Collaborators:
     limiter: RateLimiter
     pages: Pages
     celery: Celery
+
+    @property
+    def site_origin(self) -> str:
+        """The origin of ``BASE_URL``: the only one the site's forms are posted from."""
+        return origin_of(self.settings.base_url) or self.settings.base_url
 
 
 def collaborators_of(request: Request) -> Collaborators:
@@ -121,9 +128,27 @@ async def _form_tokens(request: Request) -> FormTokens:
     return FormTokens(collaborators_of(request).signer)
 
 
+async def _posted_fields(request: Request) -> dict[str, str]:
+    return await read_form(request)
+
+
 async def _form_fields(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    """A state-changing form's fields, once it is known not to come from another site."""
+    await _same_origin(request)
+    return await _posted_fields(request)
+
+
+async def _same_origin(request: Request) -> None:
+    check_same_origin(request.headers, collaborators_of(request).site_origin)
+
+
+async def _unsubscribe_fields(request: Request) -> dict[str, str]:
+    # RFC 8058's one-click POST is cross-site by design (a mail client sends it,
+    # on the strength of the link alone), so it alone skips the origin check.
+    fields = await _posted_fields(request)
+    if fields.get("List-Unsubscribe") != "One-Click":
+        await _same_origin(request)
+    return fields
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -135,6 +160,9 @@ LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
 NoticesDep = Annotated[NoticePublisher, Depends(_notices)]
 FormTokensDep = Annotated[FormTokens, Depends(_form_tokens)]
 FormFields = Annotated[dict[str, str], Depends(_form_fields)]
+# For a state-changing POST that reads no form (a confirmation button).
+SameOrigin = Depends(_same_origin)
+UnsubscribeFields = Annotated[dict[str, str], Depends(_unsubscribe_fields)]
 
 
 def _verified(request: Request, purpose: Purpose, token: str) -> SignedLink:

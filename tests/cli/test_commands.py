@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,69 @@ def test_send_due_sends_in_process_without_a_broker(env: dict[str, str], tmp_pat
         assert sent.stdout.strip() == "1 digest(s) were due and have been processed"
         assert again.stdout.strip() == "0 digest(s) were due and have been processed"
         assert [m["To"] for m in sink.messages()] == ["ada@example.org"]
+
+
+@pytest.fixture
+def postgres_env(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    from tests.services import fresh_postgres_database
+
+    with fresh_postgres_database("digest_cli") as url:
+        values = {**env, "DIGEST_DATABASE_URL": url}
+        assert run("db", "upgrade", env=values, cwd=tmp_path).returncode == 0
+        yield values
+
+
+@pytest.mark.services
+def test_send_due_in_two_processes_sends_each_due_reader_one_digest(
+    postgres_env: dict[str, str], tmp_path: Path
+) -> None:
+    from digest.mail.sink import SmtpSink
+
+    env = postgres_env
+
+    readers = [f"reader{n}@example.org" for n in range(12)]
+    listing = tmp_path / "readers.csv"
+    listing.write_text(
+        "email,interests,send_hour\n" + "".join(f"{r},diffusion,0\n" for r in readers)
+    )
+    assert run("ingest", env=env, cwd=tmp_path).returncode == 0
+    imported = run("subscribers", "import", str(listing), "--confirmed", env=env, cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    # Four chunks of three: the two processes share them.
+    settings = {**env, "DIGEST_SEND_BATCH_SIZE": "3"}
+    with SmtpSink(tmp_path / "mail") as sink:
+        sent = run(
+            "send-due",
+            "--processes",
+            "2",
+            env={**settings, "DIGEST_SMTP_URL": sink.url},
+            cwd=tmp_path,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert sent.stdout.strip() == "12 digest(s) were due and have been processed in 2 processes"
+        assert sorted(m["To"] for m in sink.messages()) == sorted(readers)
+        # Nothing left behind for the next run: every delivery was settled.
+        again = run("send-due", env={**settings, "DIGEST_SMTP_URL": sink.url}, cwd=tmp_path)
+        assert again.stdout.strip() == "0 digest(s) were due and have been processed"
+        assert len(sink.messages()) == 12
+
+
+def test_send_due_on_sqlite_refuses_processes(env: dict[str, str], tmp_path: Path) -> None:
+    result = run("send-due", "--processes", "2", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --processes needs PostgreSQL")
+
+
+def test_send_due_with_a_broker_refuses_processes(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(
+        "send-due",
+        "--processes",
+        "2",
+        env={**env, "DIGEST_BROKER_URL": "redis://127.0.0.1:6379/15"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --processes is for sending without a broker")
 
 
 def test_send_due_with_smtp_down_says_the_digests_stay_queued_and_fails(

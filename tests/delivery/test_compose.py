@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from html import unescape
@@ -337,6 +338,55 @@ def test_a_paper_changed_since_its_block_was_prepared_is_shown_as_it_is_now(
         assert "First" not in body(message, subtype)
 
 
+def test_the_subject_names_the_top_paper_the_count_and_the_day_on_both_paths(
+    composer: DigestComposer,
+) -> None:
+    top = Paper(
+        id=104,
+        canonical_id="x:104",
+        title="Über die Skalierung von Diffusions-Transformern: α-Entropie, Ähnlichkeit "
+        "und 10⁶ Größenordnungen",
+        abstract="Ein Abstract.",
+        links={"abs": "https://example.org/104"},
+        authors=[],
+        updated_at=NOW,
+    )
+    cases = [
+        (
+            reader(8, "daily@example.org"),
+            [top, *PAPERS[:6]],
+            "2026-12-01",
+            "Über die Skalierung von Diffusions-Transformern: α-Entropie… + 6 more · 1 Dec",
+        ),
+        (
+            reader(9, "weekly@example.org", frequency=Frequency.WEEKLY),
+            [BY_ID[101], BY_ID[102]],
+            "2026-W47",
+            "Ünïcode & <tags> \"quoted\" 'single' — Tëst of a… + 1 more · week of 16 Nov",
+        ),
+        # One paper: no "+ 0 more".
+        (
+            reader(10, "one@example.org"),
+            [top],
+            "2026-12-01",
+            "Über die Skalierung von Diffusions-Transformern: α-Entropie… · 1 Dec",
+        ),
+    ]
+    for subscriber, papers, edition, subject in cases:
+        chosen = [Pick(paper=paper, reason="", upvotes=None) for paper in papers]
+        fast = composer.compose(
+            subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=NOW
+        ).outgoing.data
+        reference = outgoing(composer.reference(subscriber, chosen, edition=edition, now=NOW))
+        for data in (fast, reference.data):
+            assert parse(data)["Subject"] == subject
+            # Written in RFC 2047 encoded words, 7-bit: what any mail system can carry.
+            raw = BytesParser(policy=policy.compat32).parsebytes(data)["Subject"]
+            assert raw.isascii() and "=?utf-8?" in raw
+            assert str(make_header(decode_header(raw))) == subject
+        assert len(subject) <= 78
+
+
 def test_readers_see_latex_as_unicode_and_never_as_markup(
     session: Session, settings: Settings
 ) -> None:
@@ -346,7 +396,8 @@ def test_readers_see_latex_as_unicode_and_never_as_markup(
             PaperRecord(
                 canonical_id="arxiv:2611.00042",
                 title=r"Scaling $\alpha$-entmax to $10^6$ tokens",
-                abstract=r"We show $\mathcal{O}(n \log n)$ attention with $\beta \to 0$.",
+                abstract=r"We show $\mathcal{O}(n \log n)$ attention with $\beta \to 0$ "
+                "in 10^4 GPU hours.",
                 links={"abs": "https://arxiv.org/abs/2611.00042"},
             )
         ],
@@ -365,10 +416,11 @@ def test_readers_see_latex_as_unicode_and_never_as_markup(
     )
 
     message = parse(composed.outgoing.data)
-    assert message["Subject"].startswith("Scaling α-entmax to 10^6 tokens")
+    assert message["Subject"].startswith("Scaling α-entmax to 10⁶ tokens")
     for text in (body(message, "plain"), body(message, "html")):
         assert "α-entmax" in text and "𝒪(n log n)" in text and "β" in text
-        assert r"\alpha" not in text and "$" not in text
+        assert "10⁶ tokens" in text and "in 10⁴ GPU hours" in text
+        assert r"\alpha" not in text and "$" not in text and "^" not in text
 
 
 def _headers(message: EmailMessage) -> dict[str, str]:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from digest.delivery.models import Delivery
-from digest.delivery.schedule import due_subscribers, edition_label
+from digest.delivery.schedule import due_subscribers, edition_label, edition_short_label
 from digest.subscriptions.choices import Frequency, SubscriberStatus
 from tests.factories import make_subscriber
 
@@ -70,3 +70,7 @@ def test_only_active_readers_are_due(session: Session) -> None:
 def test_editions_have_reader_facing_names() -> None:
     assert edition_label("2026-11-21") == "Saturday 21 November 2026"
     assert edition_label("2026-W47") == "week 47, 2026"
+    # In a subject line: short, and a week named by its Monday.
+    assert edition_short_label("2026-12-01") == "1 Dec"
+    assert edition_short_label("2026-W49") == "week of 30 Nov"
+    assert edition_short_label("2027-W01") == "week of 4 Jan"

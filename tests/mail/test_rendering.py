@@ -10,6 +10,7 @@ from jinja2 import Environment, UndefinedError
 from config.settings import Settings
 from digest.delivery.compose import render_paper
 from digest.mail.rendering import (
+    cut_at_word,
     inline_css,
     make_environment,
     premailer_runs,
@@ -47,6 +48,7 @@ def digest_context(
         "interests": "diffusion",
         "frequency_label": "daily",
         "edition_label": "Saturday 21 November 2026",
+        "edition_short_label": "21 Nov",
         "unsubscribe_url": "https://digest.example.org/unsubscribe/TOKEN",
         "preferences_url": "https://digest.example.org/preferences/TOKEN",
         "paper_count": 1,
@@ -77,6 +79,8 @@ CONTEXTS: dict[str, Callable[[], dict[str, object]]] = {
     "confirm": notice_context,
     "already_subscribed": notice_context,
     "confirm_email_change": notice_context,
+    "new_links": notice_context,
+    "address_in_use": notice_context,
 }
 
 
@@ -97,6 +101,59 @@ def test_every_email_type_renders_subject_text_and_inlined_html(name: str) -> No
     assert 'class="paper-link"' not in rendered.html
     assert 'class="container"' in rendered.html
     assert "prefers-color-scheme: dark" in rendered.html
+
+
+FITS = "A title of the length that fills a subject line up to its last charact"
+assert len(FITS) == 70
+
+
+@pytest.mark.parametrize(
+    ("title", "paper_count", "edition", "subject"),
+    [
+        (
+            "Diffusion transformers at scale",
+            7,
+            "1 Dec",
+            "Diffusion transformers at scale + 6 more · 1 Dec",
+        ),
+        ("Diffusion transformers at scale", 1, "1 Dec", "Diffusion transformers at scale · 1 Dec"),
+        (
+            "Diffusion transformers at scale",
+            5,
+            "week of 30 Nov",
+            "Diffusion transformers at scale + 4 more · week of 30 Nov",
+        ),
+        # Cut after a whole word, the comma before the cut left out.
+        (
+            "Scaling laws for diffusion transformers, with evidence from forty thousand "
+            "training runs across modalities",
+            12,
+            "week of 30 Nov",
+            "Scaling laws for diffusion transformers, with… + 11 more · week of 30 Nov",
+        ),
+        # 70 characters and " · 1 Dec" make 78: whole. One more, and its last word goes.
+        (FITS, 1, "1 Dec", f"{FITS} · 1 Dec"),
+        (FITS + "s", 1, "1 Dec", f"{FITS.rsplit(' ', 1)[0]}… · 1 Dec"),
+    ],
+)
+def test_the_digest_subject_names_the_top_paper_how_many_more_and_the_day(
+    title: str, paper_count: int, edition: str, subject: str
+) -> None:
+    context = digest_context(
+        first_title=title, paper_count=paper_count, edition_short_label=edition
+    )
+    rendered = render_email(make_environment(TEMPLATES), "digest", context).subject
+    assert rendered == subject
+    assert len(rendered) <= 78
+
+
+def test_a_cut_ends_after_a_whole_word_without_dangling_punctuation() -> None:
+    assert cut_at_word("Scaling laws: a study", 14) == "Scaling laws…"
+    assert cut_at_word("One two three four", 14) == "One two three…"
+    assert cut_at_word("One two three four", 13) == "One two…"
+    assert cut_at_word("One  two", 7) == "One two"
+    # A word longer than the room is cut itself rather than dropped.
+    assert cut_at_word("Supercalifragilistic", 6) == "Super…"
 
 
 def test_css_is_inlined_once_per_template_not_once_per_reader() -> None:

@@ -87,6 +87,13 @@ def notice(runtime: Runtime, session: Session, kind: Notice) -> OutgoingMessage:
 
 
 def email_of(kind: str, runtime: Runtime, session: Session) -> OutgoingMessage:
+    if kind == "notice address_in_use":
+        # An address change to an address already on file: its owner is told instead.
+        owner = make_subscriber(session)
+        reader = make_subscriber(session, pending_email=owner.email)
+        message = runtime.notices.compose(session, Notice.CONFIRM_EMAIL_CHANGE, reader.id, now=NOW)
+        assert message is not None
+        return message
     if kind.startswith("digest of "):
         return digest(runtime, int(kind.split()[2]))
     return notice(runtime, session, Notice(kind.removeprefix("notice ")))
@@ -97,6 +104,7 @@ EMAILS = [
     "digest of 10 papers",
     "digest of 50 papers",
     *(f"notice {kind.value}" for kind in Notice),
+    "notice address_in_use",
 ]
 
 

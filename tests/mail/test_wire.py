@@ -62,7 +62,7 @@ def test_an_encoded_space_at_a_line_end_never_makes_a_77_character_line() -> Non
     ("name", "value"),
     [
         ("Subject", "Plain ASCII subject + 4 more"),
-        ("Subject", "Scaling α-entmax to 10⁶ tokens + 2 more · digest"),
+        ("Subject", "Scaling α-entmax to 10⁶ tokens + 2 more · 21 Nov"),
         ("Subject", "Spaces  twice and a " + "very long word" * 90),
         ("From", "digest <digest@lab.example>"),
         ("From", "Dïgest Lab <digest@lab.example>"),

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -14,10 +16,12 @@ from digest.papers.models import FeedState, IngestRun, Paper, PopularitySignal
 from digest.papers.sources import Item, PaperRecord, SkippedEntry, SourceError
 from digest.papers.sources.arxiv_api import ArxivApiSource
 from digest.papers.sources.arxiv_rss import ArxivRssSource
+from digest.papers.sources.feed import FeedSource
 from digest.papers.sources.http import Fetcher
 from digest.papers.sources.huggingface import HuggingFaceSource
+from digest.papers.sources.registry import source_for
 from digest.papers.sources.sample import SampleSource
-from tests.factories import NOW
+from tests.factories import NOW, make_paper
 from tests.papers.sources.recorded import FakeClock, fixture_bytes
 
 
@@ -200,3 +204,69 @@ def test_a_failed_run_is_fetched_in_full_next_time(session: Session) -> None:
     )
     assert "if-none-match" not in requests[-1].headers
     assert retry.new == 1504
+
+
+def test_an_arxiv_listing_dropped_on_disk_updates_the_papers_it_replaces(
+    session: Session, tmp_path: Path
+) -> None:
+    listing = tmp_path / "listing.xml"
+    listing.write_bytes(fixture_bytes(COMBINED))
+    # Stored from an earlier version; the listing announces its v4 as a replacement.
+    make_paper(
+        session,
+        canonical_id="arxiv:1401.3665",
+        title="The existence of designs",
+        abstract="We prove the existence conjecture for combinatorial designs.",
+        version=3,
+        published_on=date(2014, 1, 15),
+        source="arxiv-api",
+    )
+    fetcher = Fetcher()
+    try:
+        # What `digest ingest --source PATH` runs.
+        source = source_for([], fetcher, str(listing))
+        [summary] = ingest(session, [source], now=NOW, fetcher=fetcher)
+    finally:
+        fetcher.close()
+
+    assert (summary.new, summary.updated, summary.error) == (1503, 1, None)
+    assert summary.notes[0] == f"{listing.as_uri()} is an arXiv RSS listing; read as one"
+    paper = session.scalars(select(Paper).where(Paper.canonical_id == "arxiv:1401.3665")).one()
+    assert paper.version == 4
+    assert paper.abstract.startswith("We prove the existence conjecture for combinatorial designs")
+    assert "More generally" in paper.abstract
+    # Still the paper of 2014, not one of the listing's day.
+    assert paper.published_on == date(2014, 1, 15)
+    assert (
+        session.scalar(
+            select(func.count()).select_from(Paper).where(Paper.abstract.contains("Announce Type"))
+        )
+        == 0
+    )
+
+
+def test_a_feed_that_is_an_entity_bomb_is_refused_with_its_reason_in_the_log(
+    session: Session, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bomb = tmp_path / "bomb.xml"
+    laughs = "".join(f'<!ENTITY lol{n + 1} "{f"&lol{n};" * 10}">' for n in range(9))
+    bomb.write_text(
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY lol0 "lol">{laughs}]>'
+        '<rss version="2.0"><channel><title>bomb</title><item><title>&lol9;</title>'
+        "<link>https://arxiv.org/abs/2401.00001</link></item></channel></rss>"
+    )
+    fetcher = Fetcher()
+    try:
+        with caplog.at_level(logging.ERROR, logger="digest.papers.ingest"):
+            (summary,) = ingest(
+                session, [FeedSource(name="hostile", url=bomb.as_uri(), fetcher=fetcher)], now=NOW
+            )
+    finally:
+        fetcher.close()
+
+    assert summary.error is not None and "entity expansion bomb" in summary.error
+    assert any(
+        "hostile" in r.getMessage() and "entity expansion bomb" in r.getMessage()
+        for r in caplog.records
+    )
+    assert session.scalar(select(func.count()).select_from(Paper)) == 0

@@ -133,7 +133,7 @@ def test_latex_is_kept_raw_and_shown_as_unicode(session: Session) -> None:
     )
     paper = session.scalars(select(Paper)).one()
     assert paper.title == r"$\alpha$-decay in $\mathbb{Z}_p$"
-    assert paper.shown_title == "α-decay in ℤ_p"
+    assert paper.shown_title == "α-decay in ℤₚ"
     assert paper.shown_abstract == "By Rémy, x→∞"
 
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
+from digest.db.engine import make_engine, make_session_factory
+from digest.db.limits import IN_LIST_CHUNK
+from digest.db.migrate import upgrade
+from digest.db.unit_of_work import unit_of_work
 from digest.subscriptions import csv_io
 from digest.subscriptions.choices import Frequency, SubscriberStatus
 from digest.subscriptions.csv_io import (
@@ -297,3 +303,76 @@ def test_an_unreadable_file_imports_nothing(session: Session, text: str, message
     with pytest.raises(CsvFileError, match=re.escape(message)):
         import_subscribers(session, io.StringIO(text, newline=""), confirmed=False, now=LATER)
     assert all_subscribers(session) == []
+
+
+def test_a_large_file_reports_every_bad_repeated_and_known_row_exactly(session: Session) -> None:
+    # More rows than one address lookup holds (IN_LIST_CHUNK), with the trouble
+    # spread over both lookups: each reported once, with the message an operator
+    # would get for that row alone.
+    make_subscriber(session, email="known.early@example.org", interests="her own")
+    make_subscriber(session, email="known.late@example.org", interests="his own")
+    good = [f"reader.{n}@lab{n % 7}.example.org" for n in range(IN_LIST_CHUNK + 100)]
+    trouble = {
+        10: "Known.Early@Example.ORG",
+        20: "ann@example",
+        30: "reader.5@LAB5.example.org",
+        40: "x@exa_mple.org",
+        IN_LIST_CHUNK + 50: "known.late@example.org",
+        IN_LIST_CHUNK + 60: "bob@example.org,,25",
+        IN_LIST_CHUNK + 70: "reader.4@lab4.example.org",
+    }
+    rows = [trouble.get(n, address) for n, address in enumerate(good)]
+
+    result = import_subscribers(
+        session, csv_text("email,interests,send_hour", *rows), confirmed=True, now=LATER
+    )
+
+    def line(n: int) -> int:
+        return n + 2  # the header is line 1
+
+    assert result.invalid == [
+        RowProblem(
+            line(20),
+            "invalid email address 'ann@example': "
+            "The part after the @-sign is not valid. It should have a period.",
+        ),
+        RowProblem(line(30), f"reader.5@lab5.example.org repeats line {line(5)}"),
+        RowProblem(
+            line(40),
+            "invalid email address 'x@exa_mple.org': "
+            "The part after the @-sign contains invalid characters: '_'.",
+        ),
+        RowProblem(
+            line(IN_LIST_CHUNK + 60), "send_hour: the hour must be a whole number from 0 to 23"
+        ),
+        RowProblem(line(IN_LIST_CHUNK + 70), f"reader.4@lab4.example.org repeats line {line(4)}"),
+    ]
+    assert result.existing == ["known.early@example.org", "known.late@example.org"]
+    expected = [address.lower() for n, address in enumerate(rows) if n not in trouble]
+    assert result.imported == expected
+    assert result.summary() == f"imported {len(expected)}, skipped 2 existing, 5 invalid"
+    stored = session.scalars(select(Subscriber.email).where(Subscriber.interests == "")).all()
+    assert sorted(stored) == sorted(expected)
+    known = find_subscriber(session, "known.late@example.org")
+    assert known is not None and known.interests == "his own"
+
+
+def test_a_file_larger_than_a_lookup_chunk_imports_into_sqlite_at_its_variable_limit(
+    tmp_path: Path,
+) -> None:
+    # SQLite refuses a statement with more bound parameters than its build allows
+    # (32,766 by default; this one allows more): lowered to the lookup size, a file
+    # one row longer shows that no statement binds one parameter per row.
+    engine = make_engine(f"sqlite:///{tmp_path / 'digest.db'}")
+    upgrade(engine)
+
+    @event.listens_for(engine, "connect")
+    def limit_variables(connection: sqlite3.Connection, _: object) -> None:
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, IN_LIST_CHUNK)
+
+    engine.dispose()  # connections opened from here on carry the limit
+    rows = [f"reader.{n}@example.org" for n in range(IN_LIST_CHUNK + 1)]
+    with unit_of_work(make_session_factory(engine)) as session:
+        result = import_subscribers(session, csv_text("email", *rows), confirmed=True, now=LATER)
+    assert (len(result.imported), result.existing, result.invalid) == (len(rows), [], [])
+    engine.dispose()

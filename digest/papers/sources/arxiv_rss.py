@@ -26,12 +26,13 @@ from lxml import etree
 from digest.papers.identifiers import canonical_id, normalise_doi, parse_arxiv_id
 from digest.papers.sources import DeferredRecord, Item, Note, PaperRecord, SkippedEntry, SourceError
 from digest.papers.sources.http import Fetcher
-from digest.papers.sources.xml import parse_feed_xml
+from digest.papers.sources.xml import ParsedXml, parse_feed_xml
 from digest.papers.text import latex_to_unicode, normalise_space, plain_text
 
 log = logging.getLogger(__name__)
 
-_ARXIV_NS = "{http://arxiv.org/schemas/atom}"
+ARXIV_NAMESPACE = "http://arxiv.org/schemas/atom"
+_ARXIV_NS = "{" + ARXIV_NAMESPACE + "}"
 _DC_NS = "{http://purl.org/dc/elements/1.1/}"
 _AND = re.compile(r"\s+and\s+")
 # In every entry fingerprint: a change to how entries are read (a new version here)
@@ -115,7 +116,31 @@ def parse_arxiv_rss(body: bytes, *, what: str) -> Iterator[Item]:
 def arxiv_rss_entries(body: bytes, *, what: str) -> Iterator[Item]:
     """The listing's entries, each deferred: identified and fingerprinted now,
     normalised only if the store has not seen that exact entry."""
-    parsed = parse_feed_xml(body, what=what)
+    yield from listing_entries(parse_feed_xml(body, what=what), what=what)
+
+
+def is_arxiv_rss_listing(root: etree._Element) -> bool:
+    """Whether a parsed feed is one of arXiv's RSS listings, wherever it was fetched from.
+
+    Its items carry ``<arxiv:announce_type>``; an empty listing (a weekend, an error
+    feed) has no item to tell, so the arXiv namespace declared on the root decides.
+    The arXiv API's answers declare the same namespace but are Atom, not RSS.
+    """
+    channel = root.find("channel")
+    if root.tag != "rss" or channel is None:
+        return False
+    items = channel.findall("item")
+    if not items:
+        return ARXIV_NAMESPACE in root.nsmap.values()
+    # Another feed may borrow the namespace (for arxiv:doi, say) without being a listing.
+    return any(item.find(f"{_ARXIV_NS}announce_type") is not None for item in items)
+
+
+def listing_entries(
+    parsed: ParsedXml, *, what: str, max_entries: int | None = None
+) -> Iterator[Item]:
+    """The entries of an already parsed listing (see :func:`arxiv_rss_entries`);
+    only the first ``max_entries`` when given."""
     channel = parsed.root.find("channel")
     if parsed.root.tag != "rss" or channel is None:
         raise SourceError(f"{what} is not an RSS 2.0 feed (root <{parsed.root.tag}>)")
@@ -128,8 +153,13 @@ def arxiv_rss_entries(body: bytes, *, what: str) -> Iterator[Item]:
     items = channel.findall("item")
     if not items:
         yield Note("no announcements in this listing (weekend or holiday)")
+    # A truncated document's last entry may be cut off.
+    last = len(items) - 1
+    if max_entries is not None and len(items) > max_entries:
+        yield Note(f"{what} has {len(items):,} entries; read the first {max_entries:,}")
+        items = items[:max_entries]
     for position, item in enumerate(items):
-        if parsed.truncated and position == len(items) - 1:
+        if parsed.truncated and position == last:
             yield SkippedEntry("entry cut off by a truncated feed", _describe(item))
             continue
         yield _record(item)

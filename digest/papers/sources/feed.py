@@ -6,12 +6,17 @@ the authors, the categories and the date. The defaults fit feeds that link to
 arXiv (``https://arxiv.org/abs/<id>``, ``https://tldr.takara.ai/p/<id>``).
 
 The body is parsed by lxml first (:func:`~digest.papers.sources.xml.parse_feed_xml`), which
-refuses entity declarations and recovers truncated or mis-encoded documents, and
-feedparser is given lxml's re-serialisation of what it accepted: feedparser never
-sees a DOCTYPE, so its own entity handling cannot be reached. feedparser's HTML
+leaves entities unexpanded (refusing a bomb) and recovers truncated or mis-encoded
+documents, and feedparser is given lxml's re-serialisation of what it accepted:
+feedparser never sees a DOCTYPE or an entity reference, so its own entity
+handling cannot be reached. feedparser's HTML
 sanitiser and relative-URI resolution are turned off (feedparser itself 2.1x faster on
 the HTML-heavy huangboming feed, 1.3x on takara); every text field is sanitised with nh3 via
 :func:`~digest.papers.text.plain_text` instead, and only http(s) links are kept.
+
+A feed that turns out to be one of arXiv's RSS listings (a saved copy, a mirror)
+is read by :mod:`~digest.papers.sources.arxiv_rss` instead, whatever its mapping says:
+the listing's format is fixed, and that reader knows its announce types.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from lxml import etree
 
 from digest.papers.identifiers import canonical_id, normalise_doi, parse_arxiv_id
 from digest.papers.sources import Item, Note, PaperRecord, SkippedEntry, SourceError
+from digest.papers.sources.arxiv_rss import is_arxiv_rss_listing, listing_entries
 from digest.papers.sources.http import Fetcher
-from digest.papers.sources.xml import parse_feed_xml
+from digest.papers.sources.xml import ParsedXml, parse_feed_xml
 from digest.papers.text import normalise_space, plain_text
 
 # The closing tag of an RSS item or Atom entry, with or without a namespace prefix.
@@ -139,6 +145,8 @@ def parse_feed(
     """Papers, skipped entries and notes from a feed document; :class:`SourceError`
     when the document is not a feed at all. Parsing happens before the first item."""
     parsed = parse_feed_xml(body, what=what)
+    if is_arxiv_rss_listing(parsed.root):
+        return _arxiv_listing(parsed, what, max_entries)
     document = etree.tostring(parsed.root, encoding="utf-8", xml_declaration=True)
     # A stream, not bytes: given bytes, feedparser first tries them as a file name.
     result = feedparser.parse(
@@ -154,6 +162,14 @@ def parse_feed(
         if not result.get("version"):
             raise SourceError(f"{what} is not an RSS or Atom feed (root <{parsed.root.tag}>)")
     return _items(parsed.problem, body, entries, problem, what, mapping, max_entries)
+
+
+def _arxiv_listing(parsed: ParsedXml, what: str, max_entries: int) -> Iterator[Item]:
+    # Read generically, a listing's abstracts would keep their "arXiv:… Announce
+    # Type: new Abstract:" header and a replacement would claim the listing's date
+    # as its publication date, showing an old paper as new.
+    yield Note(f"{what} is an arXiv RSS listing; read as one")
+    yield from listing_entries(parsed, what=what, max_entries=max_entries)
 
 
 def _items(

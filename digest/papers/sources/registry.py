@@ -56,7 +56,8 @@ def build_source(config: SourceConfig, fetcher: Fetcher) -> Source:
 
 
 def source_for(configs: Sequence[SourceConfig], fetcher: Fetcher, name_or_url: str) -> Source:
-    """A configured source by name (enabled or not), or an ad-hoc feed by URL or path."""
+    """A configured source by name (enabled or not), or an ad-hoc feed by URL or path
+    (read as arXiv RSS when its body turns out to be a listing: only fetching tells)."""
     for config in configs:
         if config.name == name_or_url:
             return build_source(config, fetcher)

@@ -1,8 +1,12 @@
 """Parsing untrusted XML feeds with lxml, safely and forgivingly.
 
-Never resolves entities, never loads a DTD or touches the network; a document
-that declares entities (the billion-laughs bomb, external entities) is refused
-outright, because real feeds have no use for them. A document that is not
+Never resolves entities, never loads a DTD or touches the network. A document
+may declare entities (some feeds do, for ``&nbsp;`` or by accident): they are
+left unexpanded and their references dropped from the text, so an external
+entity (``SYSTEM "file:///etc/passwd"``) is never read and the entries beside
+it are kept. Entities defined by other entities, the billion-laughs bomb, are
+refused outright: nothing would expand them here, but no real feed nests them
+and libxml2 itself stops at their amplification. A document that is not
 well-formed (truncated, mis-encoded) is parsed again in libxml2's recovery mode
 so that its intact entries are kept; the caller is told what went wrong.
 """
@@ -48,6 +52,9 @@ def parse_feed_xml(body: bytes, *, what: str) -> ParsedXml:
         problem = None
     except etree.XMLSyntaxError as exc:
         problem = str(exc)
+        if any(sign in problem.lower() for sign in _EXPANSION_ERRORS):
+            # Recovery would give a tree with the entry cut out: refuse the whole.
+            raise _expansion_bomb(what) from exc
         if "encoding" in problem.lower() or "utf-8" in problem.lower():
             # Declared UTF-8 but is not: keep what decodes, mark what does not.
             body = body.decode("utf-8", errors="replace").encode("utf-8")
@@ -58,7 +65,8 @@ def parse_feed_xml(body: bytes, *, what: str) -> ParsedXml:
         if recovered is None:
             raise SourceError(f"{what} is not well-formed XML: {problem}") from exc
         root = recovered
-    _refuse_entity_declarations(root, what=what)
+    _refuse_expanding_entities(root, what=what)
+    _drop_entity_references(root)
     truncated = problem is not None and not _ends_with_closing_tag(body, root)
     return ParsedXml(root, problem, truncated)
 
@@ -70,14 +78,48 @@ def _ends_with_closing_tag(body: bytes, root: etree._Element) -> bool:
     return re.search(rb"</(?:[\w.-]+:)?" + re.escape(local) + rb"\s*>\s*$", body) is not None
 
 
-def _refuse_entity_declarations(root: etree._Element, *, what: str) -> None:
+# libxml2's words for an entity that expands too much (2.11+) or into itself.
+_EXPANSION_ERRORS = ("amplification", "entity reference loop", "detected an entity")
+# A reference to another entity inside an entity's replacement text; character
+# references (``&#160;``) are already replaced there.
+_ENTITY_REFERENCE = re.compile(r"[&%][A-Za-z_:][\w.:-]*;")
+
+
+def _expansion_bomb(what: str) -> SourceError:
+    return SourceError(
+        f"{what} declares XML entities that expand into other entities "
+        "(an entity expansion bomb, such as billion laughs); refused"
+    )
+
+
+def _refuse_expanding_entities(root: etree._Element, *, what: str) -> None:
     dtd = root.getroottree().docinfo.internalDTD
-    if dtd is not None and any(True for _ in dtd.iterentities()):
-        raise SourceError(f"{what} declares XML entities; refused (entity expansion attack?)")
+    if dtd is None:
+        return
+    for entity in dtd.iterentities():
+        if entity.content and _ENTITY_REFERENCE.search(entity.content):
+            raise _expansion_bomb(what)
+
+
+def _drop_entity_references(root: etree._Element) -> None:
+    """Remove every unexpanded ``&name;`` from the tree, keeping the text after it:
+    the callers read text, and feedparser, given the tree re-serialised, would meet
+    references to entities it has no declaration for."""
+    for reference in list(root.iter(etree.Entity)):
+        parent = reference.getparent()
+        if parent is None:
+            continue
+        tail = reference.tail or ""
+        previous = reference.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+        parent.remove(reference)
 
 
 def text_of(element: etree._Element | None) -> str | None:
-    """All text inside ``element`` (entity references left unexpanded are dropped)."""
+    """All text inside ``element``."""
     if element is None:
         return None
     return "".join(element.itertext())

@@ -10,8 +10,6 @@ from sqlalchemy.orm import Session
 
 from digest.clock import utcnow
 from digest.subscriptions.choices import SubscriberStatus
-from digest.subscriptions.links import Links
-from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import (
     SubscriberError,
     confirm_email_change,
@@ -23,6 +21,7 @@ from digest.web.dependencies import (
     ConfirmLink,
     LinksDep,
     PagesDep,
+    SameOrigin,
     TransactionDep,
 )
 from digest.web.rendering import Pages
@@ -30,39 +29,42 @@ from digest.web.rendering import Pages
 router = APIRouter()
 
 
-def already_confirmed(pages: Pages, links: Links, subscriber: Subscriber) -> HTMLResponse:
-    if subscriber.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
-        return pages.message(
-            "Your subscription is confirmed",
-            f"{subscriber.email} is subscribed. This link has done its job.",
-            link=(links.preferences(subscriber), "Manage your preferences"),
-        )
-    raise InvalidToken("this confirmation link was already used; subscribe again for a new one")
+def link_used(pages: Pages) -> HTMLResponse:
+    """A confirmation link once it has done its job. It names no address and leads
+    nowhere personal: a forwarded or leaked confirmation email is no key to the
+    subscription. Whoever owns the address asks the front page, which mails its
+    links to that address only."""
+    return pages.message(
+        "This link was already used",
+        "A confirmation link works once. To manage your subscription, enter your "
+        "address on the front page: we will email you a new link.",
+        link=("/", "Ask for a new link by email"),
+    )
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 async def confirm_page(
-    link: ConfirmLink, pages: PagesDep, links: LinksDep, transaction: TransactionDep
+    link: ConfirmLink, pages: PagesDep, transaction: TransactionDep
 ) -> HTMLResponse:
     def look(session: Session) -> HTMLResponse:
         subscriber = link.holder(session)
         if link.nonce != subscriber.confirm_nonce or subscriber.status != SubscriberStatus.PENDING:
-            return already_confirmed(pages, links, subscriber)
+            return link_used(pages)
         return pages.page("confirm", email=subscriber.email, action=f"/confirm/{link.token}")
 
     return await transaction(look)
 
 
-@router.post("/confirm/{token}", response_class=HTMLResponse)
+@router.post("/confirm/{token}", response_class=HTMLResponse, dependencies=[SameOrigin])
 async def confirm_post(
     link: ConfirmLink, pages: PagesDep, links: LinksDep, transaction: TransactionDep
 ) -> HTMLResponse:
     def confirm(session: Session) -> HTMLResponse:
         subscriber = link.holder(session)
-        if link.nonce != subscriber.confirm_nonce:
-            return already_confirmed(pages, links, subscriber)
-        if not confirm_subscription(subscriber, now=utcnow()):
-            return already_confirmed(pages, links, subscriber)
+        if link.nonce != subscriber.confirm_nonce or not confirm_subscription(
+            subscriber, now=utcnow()
+        ):
+            return link_used(pages)
         return pages.page(
             "confirmed",
             email=subscriber.email,
@@ -93,7 +95,7 @@ async def confirm_email_page(
     return await transaction(look)
 
 
-@router.post("/confirm-email/{token}", response_class=HTMLResponse)
+@router.post("/confirm-email/{token}", response_class=HTMLResponse, dependencies=[SameOrigin])
 async def confirm_email_post(
     link: ChangeEmailLink, pages: PagesDep, links: LinksDep, transaction: TransactionDep
 ) -> HTMLResponse:

@@ -26,6 +26,7 @@ from digest.subscriptions.subscribers import (
     personal_data,
     request_email_change,
     set_paused,
+    sign_out_links,
 )
 from digest.subscriptions.tokens import Purpose
 from digest.web.dependencies import (
@@ -185,6 +186,37 @@ async def email_post(
         )
 
     return await transaction(change)
+
+
+@router.post("/preferences/{token}/sign-out", response_class=HTMLResponse)
+async def sign_out_post(
+    form: PreferencesForm,
+    pages: PagesDep,
+    settings: SettingsDep,
+    limiter: LimiterDep,
+    notices: NoticesDep,
+    transaction: TransactionDep,
+) -> HTMLResponse:
+    def sign_out(session: Session) -> HTMLResponse:
+        subscriber = form.holder(session)
+        outcome = sign_out_links(subscriber)
+        mailed = limiter.allow(settings.confirm_limit_per_address, "notice", subscriber.email)
+        if mailed:
+            notices.publish(session, outcome)
+        # No new link here: whoever holds a forwarded one may be the one asking.
+        return pages.message(
+            "All your links are signed out",
+            "The links in earlier emails, and this page's, no longer open your subscription. "
+            + (
+                "We emailed a new link to the address on file."
+                if mailed
+                else "We have sent that address several emails just now; in a few minutes, "
+                "enter it on the front page for a new link."
+            ),
+            link=("/", "Front page"),
+        )
+
+    return await transaction(sign_out)
 
 
 @router.get("/preferences/{token}/data.json")

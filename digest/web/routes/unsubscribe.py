@@ -18,11 +18,11 @@ from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import resubscribe, unsubscribe, unsubscribe_by_link
 from digest.web.dependencies import (
     EngineDep,
-    FormFields,
     FormTokensDep,
     LinksDep,
     PagesDep,
     TransactionDep,
+    UnsubscribeFields,
     UnsubscribeForm,
     UnsubscribeLink,
 )
@@ -68,7 +68,7 @@ async def unsubscribe_page(
 
 @router.post("/unsubscribe/{token}", response_model=None)
 async def unsubscribe_post(
-    fields: FormFields,
+    fields: UnsubscribeFields,
     link: UnsubscribeLink,
     engine: EngineDep,
     pages: PagesDep,

