@@ -80,7 +80,9 @@ def main(readers: int) -> None:
     now = datetime.now(UTC)
 
     def fast(subscriber: Subscriber, picks: list[Pick]) -> bytes:
-        return composer.compose(subscriber, picks, edition="2026-11-21", now=now).outgoing.data
+        return composer.compose(
+            subscriber, picks, delivery_id=subscriber.id, edition="2026-11-21", now=now
+        ).outgoing.data
 
     def reference(subscriber: Subscriber, picks: list[Pick]) -> bytes:
         message = composer.reference(subscriber, picks, edition="2026-11-21", now=now)

@@ -47,10 +47,18 @@ class Settings(BaseSettings):
     # ``?connections=N&rate=R`` win over these for that server.
     smtp_connections: int = Field(default=4, ge=1, le=100)
     smtp_rate: float | None = Field(default=None, gt=0)
+    # Whether the SMTP server offers SMTPUTF8 (RFC 6531), which an address with a local
+    # part beyond ASCII (jörg@…) needs. False: the subscribe form refuses such addresses.
+    # A server that turns out not to offer it fails those deliveries alone, with the reason.
+    smtp_utf8: bool = True
     secret_key: str = DEFAULT_SECRET_KEY
     base_url: str = "http://127.0.0.1:8000"
     from_address: str = "digest <digest@localhost>"
     site_name: str = "digest"
+    # The Reply-To header of every email (empty: none, replies go to From).
+    reply_to: str = ""
+    # The sender id ending Gmail's Feedback-ID header (empty: the From domain).
+    feedback_sender_id: str = ""
     templates_dir: Path = Field(default_factory=packaged_templates_dir)
 
     # Sources: the file that lists them (None: the packaged config/sources.toml) and,

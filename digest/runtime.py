@@ -42,8 +42,9 @@ from digest.delivery.ledger import (
 from digest.delivery.mail_stage import MailItem, failure, load_mail_items, prepare, sent
 from digest.delivery.models import Delivery
 from digest.delivery.rank_stage import Ranked, rank_deliveries
+from digest.mail.bounces import BounceAddresses
 from digest.mail.identity import SiteIdentity
-from digest.mail.outgoing import OutgoingMessage, outgoing
+from digest.mail.outgoing import OutgoingMessage
 from digest.mail.rendering import make_environment
 from digest.mail.sender import Sender, SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
@@ -106,7 +107,13 @@ class Runtime:
             name=self.settings.site_name,
             base_url=self.settings.base_url,
             from_address=self.settings.from_address,
+            reply_to=self.settings.reply_to or None,
+            feedback_sender_id=self.settings.feedback_sender_id,
         )
+
+    @cached_property
+    def bounces(self) -> BounceAddresses:
+        return BounceAddresses(self.settings.secret_key, self.site.from_domain)
 
     @cached_property
     def signer(self) -> Signer:
@@ -123,11 +130,11 @@ class Runtime:
 
     @cached_property
     def composer(self) -> DigestComposer:
-        return DigestComposer(self.templates, self.links, self.site)
+        return DigestComposer(self.templates, self.links, self.site, self.bounces)
 
     @cached_property
     def notices(self) -> NoticeComposer:
-        return NoticeComposer(self.templates, self.links, self.site)
+        return NoticeComposer(self.templates, self.links, self.site, self.bounces)
 
     @cached_property
     def ranking_config(self) -> RankingConfig:
@@ -369,7 +376,7 @@ class Runtime:
             log.info("notice %s for subscriber %s no longer applies", notice, subscriber_id)
             return False
         with self.sender.connection() as connection:
-            connection.send(outgoing(message))
+            connection.send(message)
         log.info("sent %s notice to subscriber %s", notice, subscriber_id)
         return True
 

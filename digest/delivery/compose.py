@@ -26,8 +26,9 @@ from markupsafe import Markup, escape
 
 from digest.delivery.schedule import edition_label, edition_short_label
 from digest.mail import wire
+from digest.mail.bounces import BounceAddresses
 from digest.mail.identity import SiteIdentity
-from digest.mail.message import MESSAGE_POLICY, build_message, envelope_sender
+from digest.mail.message import AUTO_SUBMITTED, build_message
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.rendering import render_email
 from digest.mail.skeleton import Holes, Skeleton
@@ -44,6 +45,7 @@ _CACHE_LIMIT = 20_000
 # "2026-11-21", "2026-W47": what schedule.py names editions, safe in a Message-ID.
 _EDITION = re.compile(r"[0-9A-Za-z-]+")
 _LIST_UNSUBSCRIBE_POST = wire.header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+_AUTO_SUBMITTED = wire.header("Auto-Submitted", AUTO_SUBMITTED)
 
 
 def summarise(abstract: str, words: int = SUMMARY_WORDS) -> str:
@@ -111,8 +113,6 @@ class Composed:
 @dataclass
 class _PreparedPaper:
     context: dict[str, Any]
-    # The title in the HTML preheader, escaped and encoded.
-    preheader_title: bytes
     # Keyed by whether the reader's pick has a reason line: (HTML, text).
     blocks: dict[bool, tuple[Skeleton, Skeleton]] = field(default_factory=dict)
 
@@ -120,10 +120,17 @@ class _PreparedPaper:
 class DigestComposer:
     """Holds what is shared by every reader of an edition: templates, signer, paper blocks."""
 
-    def __init__(self, environment: Environment, links: Links, site: SiteIdentity) -> None:
+    def __init__(
+        self,
+        environment: Environment,
+        links: Links,
+        site: SiteIdentity,
+        bounces: BounceAddresses,
+    ) -> None:
         self.environment = environment
         self.links = links
         self.site = site
+        self.bounces = bounces
         self._papers: dict[tuple[int, datetime | None], _PreparedPaper] = {}
         self._frames: dict[tuple[str, str, bool, int], tuple[Skeleton, Skeleton]] = {}
         self._subjects: dict[tuple[int, datetime | None, int, str], bytes] = {}
@@ -131,12 +138,21 @@ class DigestComposer:
         self._date: tuple[datetime | None, bytes] = (None, b"")
         self._from = wire.header("From", site.from_address)
         self._list_id = wire.header("List-Id", site.digest_list_id)
-        reference = EmailMessage(policy=MESSAGE_POLICY)
-        reference["From"] = site.from_address
-        self._envelope_sender = envelope_sender(reference)
+        self._reply_to = wire.header("Reply-To", site.reply_to) if site.reply_to else b""
+        self._feedback_ids: dict[str, bytes] = {}
+
+    def envelope_sender(self, delivery_id: int) -> str:
+        """MAIL FROM of a delivery's digest: the VERP address its bounces come back to."""
+        return self.bounces.for_delivery(delivery_id)
 
     def compose(
-        self, subscriber: Subscriber, picks: list[Pick], *, edition: str, now: datetime
+        self,
+        subscriber: Subscriber,
+        picks: list[Pick],
+        *,
+        delivery_id: int,
+        edition: str,
+        now: datetime,
     ) -> Composed:
         if not picks:
             raise ValueError("a digest shows at least one paper")
@@ -156,8 +172,6 @@ class DigestComposer:
         block: dict[bytes, bytes] = {}
         for number, pick in enumerate(picks, start=1):
             paper = self._prepared(pick.paper)
-            if number == 1:
-                html[b"first_title"] = paper.preheader_title
             has_reason = bool(pick.reason)
             block_html, block_text = paper.blocks.get(has_reason) or self._blocks(paper, has_reason)
             block[b"number"] = str(number).encode("ascii")
@@ -184,13 +198,16 @@ class DigestComposer:
             self._subject(picks[0].paper, len(picks), edition),
             self._date_header(now),
             b"Message-ID: " + message_id.encode("ascii") + wire.CRLF,
+            self._reply_to,
+            _AUTO_SUBMITTED,
+            self._feedback_id(edition),
             self._list_id,
             wire.header("List-Unsubscribe", f"<{unsubscribe.https_url}>, <{unsubscribe.mailto}>"),
             _LIST_UNSUBSCRIBE_POST,
         )
         return Composed(
             OutgoingMessage(
-                sender=self._envelope_sender,
+                sender=self.envelope_sender(delivery_id),
                 recipient=recipient,
                 message_id=message_id,
                 data=wire.alternative(headers, frame_text.fill(text), frame_html.fill(html)),
@@ -201,7 +218,8 @@ class DigestComposer:
         self, subscriber: Subscriber, picks: list[Pick], *, edition: str, now: datetime
     ) -> EmailMessage:
         """The same email composed the plain way: every template rendered for this reader,
-        an ``EmailMessage`` built from them. What :meth:`compose` must equal."""
+        an ``EmailMessage`` built from them. What :meth:`compose` must equal (sent from
+        :meth:`envelope_sender`)."""
         unsubscribe = self.links.unsubscribe(subscriber)
         papers = [
             render_paper(
@@ -241,6 +259,8 @@ class DigestComposer:
             message_id=digest_message_id(
                 edition=edition, subscriber_id=subscriber.id, domain=self.site.from_domain
             ),
+            reply_to=self.site.reply_to,
+            feedback_id=self.site.feedback_id(edition, "digest"),
         )
 
     def _prepared(self, paper: Paper) -> _PreparedPaper:
@@ -252,10 +272,7 @@ class DigestComposer:
             if len(self._papers) >= _CACHE_LIMIT:
                 self._papers.clear()
             context = paper_context(paper)
-            prepared = self._papers[key] = _PreparedPaper(
-                context=context,
-                preheader_title=wire.quoted_printable(escape(context["title"])),
-            )
+            prepared = self._papers[key] = _PreparedPaper(context=context)
         return prepared
 
     def _blocks(self, paper: _PreparedPaper, has_reason: bool) -> tuple[Skeleton, Skeleton]:
@@ -292,7 +309,6 @@ class DigestComposer:
                 ).https_url,
                 "preferences_url": self.links.preferences_with(holes["preferences_token"]),
                 "paper_count": paper_count,
-                "first_title": holes["first_title"],
                 "papers": [PaperBlock(html=paper, text=paper) for paper in papers],
             }
             template = self.environment.get_template
@@ -326,6 +342,16 @@ class DigestComposer:
             # As render_email: a header is one line.
             subject = self._subjects[key] = wire.header("Subject", " ".join(rendered.split()))
         return subject
+
+    def _feedback_id(self, edition: str) -> bytes:
+        feedback_id = self._feedback_ids.get(edition)
+        if feedback_id is None:
+            if len(self._feedback_ids) >= _CACHE_LIMIT:
+                self._feedback_ids.clear()
+            feedback_id = self._feedback_ids[edition] = wire.header(
+                "Feedback-ID", self.site.feedback_id(edition, "digest")
+            )
+        return feedback_id
 
     def _date_header(self, now: datetime) -> bytes:
         # A batch is composed at one `now`.

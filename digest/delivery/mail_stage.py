@@ -98,7 +98,9 @@ def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> Outgo
             note="no stored picks",
         )
     try:
-        return composer.compose(reader, item.picks, edition=item.edition, now=now).outgoing
+        return composer.compose(
+            reader, item.picks, delivery_id=item.delivery_id, edition=item.edition, now=now
+        ).outgoing
     except Exception as exc:
         log.exception("delivery %s could not be composed", item.delivery_id)
         return Result(item.delivery_id, Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")

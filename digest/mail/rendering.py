@@ -9,6 +9,9 @@ is plain template rendering.
 Rules of the road for email templates: style through the class selectors in
 ``templates/email/_base/style.css`` (a selector cannot see across a template
 boundary), and keep media queries in the base layout's own ``<style>`` block.
+Once inlined, an element keeps only the classes that block names (the rest are
+bytes every paper of every digest would repeat for nothing), so a media query
+reaches a paper's elements through a descendant selector (``.container p``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,29 @@ _JINJA_SYNTAX = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _MARKER = "JINJAMARKER{}X"
 _MARKER_RE = re.compile(r"JINJAMARKER(\d+)X")
 _DOCUMENT_WRAPPER = re.compile(r"^\s*<html><head>.*?</head><body>(.*)</body></html>\s*$", re.DOTALL)
+_STYLE_BLOCK = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
+_CLASS_SELECTOR = re.compile(r"\.(-?[_a-zA-Z][_a-zA-Z0-9-]*)")
+_CLASS_ATTRIBUTE = re.compile(r'\sclass="([^"]*)"')
 
 
-def inline_css(template_source: str, css: str) -> str:
-    """Inline ``css`` into an HTML Jinja template, leaving its Jinja syntax intact."""
+def style_block_classes(html: str) -> frozenset[str]:
+    """The classes the ``<style>`` blocks of ``html`` name."""
+    return frozenset(
+        name for block in _STYLE_BLOCK.findall(html) for name in _CLASS_SELECTOR.findall(block)
+    )
+
+
+def _prune_classes(html: str, keep: frozenset[str]) -> str:
+    def pruned(match: re.Match[str]) -> str:
+        names = [name for name in match.group(1).split() if name in keep]
+        return f' class="{" ".join(names)}"' if names else ""
+
+    return _CLASS_ATTRIBUTE.sub(pruned, html)
+
+
+def inline_css(template_source: str, css: str, keep_classes: frozenset[str] | None = None) -> str:
+    """Inline ``css`` into an HTML Jinja template, leaving its Jinja syntax intact;
+    with ``keep_classes``, class attributes keep only those classes."""
     saved: list[str] = []
 
     def hide(match: re.Match[str]) -> str:
@@ -57,6 +79,8 @@ def inline_css(template_source: str, css: str) -> str:
         "<!doctype"
     ) and not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!DOCTYPE html>\n" + inlined
+    if keep_classes is not None:
+        inlined = _prune_classes(inlined, keep_classes)
     return _MARKER_RE.sub(lambda m: saved[int(m.group(1))], inlined)
 
 
@@ -66,6 +90,7 @@ class CssInliningLoader(BaseLoader):
     def __init__(self, directory: Path) -> None:
         self._files = FileSystemLoader(str(directory))
         self._css_path = directory / "email" / "_base" / "style.css"
+        self._layout_path = directory / "email" / "_base" / "body.html"
         self.inline_count = 0
 
     def get_source(
@@ -73,7 +98,10 @@ class CssInliningLoader(BaseLoader):
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
         source, filename, uptodate = self._files.get_source(environment, template)
         if template.startswith("email/") and template.endswith(".html"):
-            source = inline_css(source, self._css_path.read_text(encoding="utf-8"))
+            layout = self._layout_path.read_text(encoding="utf-8")
+            source = inline_css(
+                source, self._css_path.read_text(encoding="utf-8"), style_block_classes(layout)
+            )
             self.inline_count += 1
         return source, filename, uptodate
 

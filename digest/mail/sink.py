@@ -19,7 +19,9 @@ from aiosmtpd.smtp import Envelope
 
 
 class EmlFileHandler:
-    """Writes each message it receives, as received, to ``<directory>/<time>-<n>.eml``."""
+    """Writes each message it receives to ``<directory>/<time>-<n>.eml``: as received,
+    after the Return-Path line a final delivery adds (RFC 5321 4.4), which records the
+    envelope sender."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -28,7 +30,10 @@ class EmlFileHandler:
         self._count = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
-        content = envelope.original_content or b""
+        # The envelope sender is ASCII (digest.mail.bounces) or, in an SMTPUTF8 session,
+        # UTF-8.
+        return_path = b"Return-Path: <" + (envelope.mail_from or "").encode("utf-8") + b">\r\n"
+        content = return_path + (envelope.original_content or b"")
         with self._lock:
             self._count += 1
             name = f"{time.time_ns()}-{self._count:06d}.eml"
@@ -39,12 +44,23 @@ class EmlFileHandler:
 class SmtpSink:
     """Start with ``with SmtpSink(dir) as sink:``; ``sink.url`` is the SMTP URL."""
 
-    def __init__(self, directory: Path, *, hostname: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        hostname: str = "127.0.0.1",
+        port: int = 0,
+        smtputf8: bool = True,
+    ) -> None:
         self.directory = directory
         self.handler = EmlFileHandler(directory)
         # aiosmtpd checks readiness by connecting to its port, so it needs a real one.
+        # SMTPUTF8 offered, as postfix and the large providers do, unless told otherwise.
         self.controller = Controller(
-            self.handler, hostname=hostname, port=port or free_port(hostname)
+            self.handler,
+            hostname=hostname,
+            port=port or free_port(hostname),
+            enable_SMTPUTF8=smtputf8,
         )
 
     def __enter__(self) -> SmtpSink:

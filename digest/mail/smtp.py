@@ -39,10 +39,19 @@ LINE_ENDS = re.compile(rb"\r\n|\n|\r")
 CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 
 
-def envelope(address: str) -> bytes:
-    """An address as MAIL FROM and RCPT TO take it, or ValueError: ASCII only (no
-    SMTPUTF8), no control characters (command injection)."""
-    encoded = address.encode("ascii")
+class NeedsSmtpUtf8(ValueError):
+    """An address beyond ASCII, for a server that does not offer SMTPUTF8."""
+
+
+def envelope(address: str, *, utf8: bool = False) -> bytes:
+    """An address as MAIL FROM and RCPT TO take it, or ValueError: ASCII only unless
+    the session is SMTPUTF8 (RFC 6531), no control characters (command injection)."""
+    if not (utf8 or address.isascii()):
+        raise NeedsSmtpUtf8(
+            f"{address} has characters beyond ASCII and the SMTP server does not offer "
+            "SMTPUTF8 (RFC 6531), which sending to it needs"
+        )
+    encoded = address.encode("utf-8")
     if CONTROL.search(encoded):
         raise ValueError(f"control character in address {address!r}")
     return b"<" + encoded + b">"
@@ -169,12 +178,19 @@ class SmtpSession:
             raise
 
     async def _transaction(self, message: OutgoingMessage) -> None:
-        # Both addresses checked before a command is sent, so a bad one never leaves
-        # a transaction half open.
-        sender, recipient = envelope(message.sender), envelope(message.recipient)
         reused = self._client is not None and self._client.is_connected
         client = self._client if reused and self._client else await self._connect()
+        # An address beyond ASCII (RFC 6532 headers come only with one) needs SMTPUTF8,
+        # and the server says whether it has it only once connected.
+        utf8 = not (message.sender.isascii() and message.recipient.isascii())
+        utf8 = utf8 and client.supports_extension("smtputf8")
+        # Both addresses checked before a command is sent, so a bad one never leaves
+        # a transaction half open.
+        sender = envelope(message.sender, utf8=utf8)
+        recipient = envelope(message.recipient, utf8=utf8)
         options = [b"SIZE=%d" % len(message.data)] if client.supports_extension("size") else []
+        if utf8:
+            options.append(b"SMTPUTF8")
         try:
             await self._mail(client, sender, options)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPResponseException) as exc:

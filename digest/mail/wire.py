@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
 
-from email_validator import validate_email
-
+from digest.mail.addresses import idna_address
 from digest.mail.message import MESSAGE_POLICY, WIRE_POLICY
 
 CRLF = b"\r\n"
@@ -116,15 +115,8 @@ def recipient(address: str) -> tuple[str, bytes]:
     """The envelope recipient (RCPT TO) and the To header line for a reader's address."""
     if _PLAIN_ADDRESS.fullmatch(address):
         return address, b"To: " + address.encode("ascii") + CRLF
-    if "\r" in address or "\n" in address:
-        raise ValueError(f"line break in address {address!r}")
-    local, _, domain = address.rpartition("@")
-    if not domain.isascii():
-        # The email package would write the domain as RFC 2047 encoded words, which no
-        # mail system reads as a domain; IDNA is what every one of them understands.
-        domain = validate_email(f"x@{domain}", check_deliverability=False).ascii_domain
-    address = f"{local}@{domain}"
-    if local.isascii():
+    address = idna_address(address)
+    if address.isascii():
         message = EmailMessage(policy=MESSAGE_POLICY)
         message["To"] = Address(addr_spec=address)
         return address, _header_lines(message)

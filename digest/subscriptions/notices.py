@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from email.message import EmailMessage
 
 from jinja2 import Environment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.mail.bounces import BounceAddresses
 from digest.mail.identity import SiteIdentity
 from digest.mail.message import build_message
+from digest.mail.outgoing import OutgoingMessage, outgoing
 from digest.mail.rendering import render_email
 from digest.subscriptions.choices import Frequency, SubscriberStatus
 from digest.subscriptions.links import Links
@@ -29,14 +30,21 @@ CONFIRM_HOURS = 48
 
 
 class NoticeComposer:
-    def __init__(self, environment: Environment, links: Links, site: SiteIdentity) -> None:
+    def __init__(
+        self,
+        environment: Environment,
+        links: Links,
+        site: SiteIdentity,
+        bounces: BounceAddresses,
+    ) -> None:
         self.environment = environment
         self.links = links
         self.site = site
+        self.bounces = bounces
 
     def compose(
         self, session: Session, notice: Notice, subscriber_id: int, *, now: datetime
-    ) -> EmailMessage | None:
+    ) -> OutgoingMessage | None:
         """The message to send, or None when the notice no longer applies."""
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
@@ -78,10 +86,13 @@ class NoticeComposer:
             else:
                 context["confirm_url"] = self.links.confirm_email_change(subscriber)
         rendered = render_email(self.environment, template, context)
-        return build_message(
+        message = build_message(
             rendered,
             to=to,
             from_address=self.site.from_address,
-            message_domain=self.site.from_domain,
+            message_domain=self.site.ascii_domain,
             date=now,
+            reply_to=self.site.reply_to,
+            feedback_id=self.site.feedback_id("notice", notice.value),
         )
+        return outgoing(message, sender=self.bounces.for_notice(subscriber.id))

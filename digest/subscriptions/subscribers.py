@@ -47,7 +47,17 @@ class InvalidEmail(SubscriberError):
         self.detail = detail
 
 
-def normalise_email(address: str) -> str:
+# Why an address that needs SMTPUTF8 is refused where the mail server lacks it.
+NEEDS_SMTPUTF8 = (
+    "this address has characters beyond ASCII before the @, and our mail server cannot "
+    "send to such addresses; please use another address"
+)
+
+
+def normalise_email(address: str, *, smtputf8: bool = True) -> str:
+    """The address as stored, or :class:`InvalidEmail`. ``smtputf8``: whether the mail
+    server can carry a local part beyond ASCII (SMTPUTF8); without it such an address
+    could never be sent to, so it is refused here rather than failing at every send."""
     plain = _plain_address(address.strip())
     if plain is not None:
         return plain
@@ -56,6 +66,8 @@ def normalise_email(address: str) -> str:
         result = validate_email(address.strip(), check_deliverability=False)
     except EmailNotValidError as exc:
         raise InvalidEmail(address, str(exc)) from exc
+    if not smtputf8 and not result.local_part.isascii():
+        raise InvalidEmail(address, NEEDS_SMTPUTF8)
     # RFC 5321 lets a server treat local parts case-sensitively, but no real
     # mailbox provider does; one person must not become two subscribers.
     return result.normalized.lower()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,6 +157,9 @@ def test_a_due_digest_is_ranked_mailed_and_recorded(
     assert delivery.attempts == 1 and delivery.sent_at == NOW
     assert delivery.lease_expires_at is None and delivery.last_error is None
     assert received["To"] == reader.email
+    # Sent from the delivery's own bounce address: a bounce names the delivery.
+    bounce = runtime.bounces.read(received["Return-Path"])
+    assert bounce is not None and bounce.id == delivery_id
     html = received.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert papers[1].title in html and papers[0].title not in html
     assert "50 upvotes" in html
@@ -530,3 +534,29 @@ def test_deliveries_are_ledgered_per_subscriber_and_edition(session: Session) ->
     rows = session.execute(select(Delivery.subscriber_id, Delivery.edition)).all()
     assert len(claimed) == 2 and len({tuple(r) for r in rows}) == 2
     assert session.scalars(select(DeliveryPaper)).all() == []
+
+
+def test_an_address_the_server_cannot_take_fails_that_delivery_alone_with_the_reason(
+    session: Session, make_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    make_paper(session, upvotes=5)
+    for email in ("before@example.org", "jörg@example.org", "leser@bücher.example"):
+        make_subscriber(session, email=email, send_hour=0)
+    claimed = claim_due_deliveries(session, now=NOW)
+    # A server without SMTPUTF8: jörg's local part cannot be written in its envelope.
+    with SmtpSink(tmp_path / "ascii-only", smtputf8=False) as sink:
+        runtime = make_runtime(smtp_url=sink.url)
+        runtime.rank_batch(claimed, now=NOW)
+        outcomes = runtime.mail_batch(claimed, now=NOW).outcomes
+        received = sorted(m["To"] for m in sink.messages())
+
+    by_reader = {status(session, i).subscriber.email: status(session, i) for i in claimed}
+    assert {email: d.status for email, d in by_reader.items()} == {
+        "before@example.org": DeliveryStatus.SENT,
+        "jörg@example.org": DeliveryStatus.FAILED,
+        "leser@bücher.example": DeliveryStatus.SENT,
+    }
+    assert sorted(outcomes.values()) == sorted([Outcome.SENT, Outcome.SENT, Outcome.FAILED])
+    reason = by_reader["jörg@example.org"].last_error or ""
+    assert "jörg@example.org" in reason and "SMTPUTF8" in reason
+    assert received == ["before@example.org", "leser@xn--bcher-kva.example"]

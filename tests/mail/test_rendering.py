@@ -15,6 +15,7 @@ from digest.mail.rendering import (
     make_environment,
     premailer_runs,
     render_email,
+    style_block_classes,
 )
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -94,9 +95,12 @@ def test_every_email_type_renders_subject_text_and_inlined_html(name: str) -> No
     assert rendered.text.strip()
     assert rendered.html.startswith("<!DOCTYPE html>")
     assert "TOKEN" in rendered.text and "TOKEN" in rendered.html
-    # Styles sit on the elements, where email clients read them.
-    assert 'class="paper-link"' in rendered.html
+    # Styles sit on the elements, where email clients read them; a class stays only
+    # where the layout's media queries (dark mode, small screens) still use it.
     assert 'style="color:#1d4ed8; text-decoration:none"' in rendered.html
+    assert 'class="paper-link"' not in rendered.html
+    assert 'class="container"' in rendered.html
+    assert "prefers-color-scheme: dark" in rendered.html
 
 
 FITS = "A title of the length that fills a subject line up to its last charact"
@@ -185,6 +189,17 @@ def test_inlining_keeps_jinja_syntax_and_fragments_intact() -> None:
     assert inline_css(source, ".x { color: red; }") == (
         '<p class="x" style="color:red">{{ name }}</p>'
         '{% for i in items %}<a href="{{ i.url }}">{{ i }}</a>{% endfor %}'
+    )
+
+
+def test_inlining_keeps_only_the_classes_a_style_block_names() -> None:
+    source = '<p class="x y">{{ a }}</p><a class="y" href="#">b</a>'
+    assert style_block_classes("<style>@media (x) { .x, .z p { color: red } }</style>") == {
+        "x",
+        "z",
+    }
+    assert inline_css(source, ".x { color: red; } .y { margin: 0; }", frozenset({"x"})) == (
+        '<p class="x" style="color:red; margin:0">{{ a }}</p><a href="#" style="margin:0">b</a>'
     )
 
 

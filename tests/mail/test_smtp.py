@@ -171,7 +171,9 @@ def test_leading_dots_and_bare_line_feeds_survive_the_data_phase(smtp_sink: Smtp
     with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
         connection.send(OutgoingMessage("a@example.org", "b@example.org", "<m@x>", data))
     [received] = smtp_sink.files()
-    assert received.read_bytes() == data.replace(b"bare\n", b"bare\r\n") + b"\r\n"
+    assert received.read_bytes() == (
+        b"Return-Path: <a@example.org>\r\n" + data.replace(b"bare\n", b"bare\r\n") + b"\r\n"
+    )
 
 
 def test_wire_data_stuffs_dots_and_ends_the_data() -> None:
@@ -181,8 +183,9 @@ def test_wire_data_stuffs_dots_and_ends_the_data() -> None:
 
 @pytest.mark.parametrize("recipient", ["rëader@example.org", "a@example.org\r\nDATA"])
 def test_an_address_that_cannot_be_sent_is_a_permanent_refusal(
-    smtp_sink: SmtpSink, recipient: str
+    ascii_only_sink: SmtpSink, recipient: str
 ) -> None:
+    smtp_sink = ascii_only_sink
     with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
         connection.send(message("first@example.org"))
         with pytest.raises(SendError) as error:
@@ -191,3 +194,35 @@ def test_an_address_that_cannot_be_sent_is_a_permanent_refusal(
         connection.send(message("next@example.org"))
     assert error.value.permanent and error.value.code is None
     assert [m["To"] for m in smtp_sink.messages()] == ["first@example.org", "next@example.org"]
+
+
+@pytest.fixture
+def ascii_only_sink(tmp_path: Path) -> Iterator[SmtpSink]:
+    # A server that does not offer SMTPUTF8 (aiosmtpd's default, postfix before 3.0).
+    with SmtpSink(tmp_path / "ascii-only", smtputf8=False) as sink:
+        yield sink
+
+
+def test_a_local_part_beyond_ascii_goes_over_smtputf8_when_the_server_offers_it(
+    smtp_sink: SmtpSink,
+) -> None:
+    with SmtpSender(SmtpConfig.from_url(smtp_sink.url)).connection() as connection:
+        connection.send(message(to="jörg@bücher.example"))
+
+    [received] = smtp_sink.messages()
+    assert received["To"] == "jörg@xn--bcher-kva.example"
+    assert received.get_body(("plain",)).get_content().strip() == "plain body"  # type: ignore[union-attr]
+
+
+def test_without_smtputf8_such_an_address_fails_alone_and_says_why(
+    ascii_only_sink: SmtpSink,
+) -> None:
+    with SmtpSender(SmtpConfig.from_url(ascii_only_sink.url)).connection() as connection:
+        with pytest.raises(SendError) as error:
+            connection.send(message(to="jörg@example.org"))
+        # An international domain needs nothing of the server: it goes in IDNA.
+        connection.send(message(to="leser@bücher.example"))
+
+    assert error.value.permanent is True
+    assert "jörg@example.org" in str(error.value) and "SMTPUTF8" in str(error.value)
+    assert [m["To"] for m in ascii_only_sink.messages()] == ["leser@xn--bcher-kva.example"]

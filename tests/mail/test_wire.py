@@ -66,7 +66,10 @@ def test_an_encoded_space_at_a_line_end_never_makes_a_77_character_line() -> Non
         ("Subject", "Spaces  twice and a " + "very long word" * 90),
         ("From", "digest <digest@lab.example>"),
         ("From", "Dïgest Lab <digest@lab.example>"),
-        ("List-Id", "digest digest <digest.localhost>"),
+        ("List-Id", "digest <digest.localhost>"),
+        ("List-Id", '"Lab \\"A\\"" <digest.lab.example>'),
+        ("Feedback-ID", "2026-11-21:digest:digest:lab.example"),
+        ("Reply-To", "Lab hélp <help@lab.example>"),
         ("Date", "Sat, 21 Nov 2026 08:00:00 +0000"),
     ],
 )

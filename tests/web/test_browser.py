@@ -326,7 +326,7 @@ def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
     preview = site.workdir / "digest.html"
     preview.write_text(html_part(digest), encoding="utf-8")
     pages.open(preview.as_uri())
-    papers = browser.find_elements(By.CSS_SELECTOR, ".paper-title")
+    papers = browser.find_elements(By.CSS_SELECTOR, ".paper h2")
     assert len(papers) == 3
     assert "matches:" in browser.find_element(By.CSS_SELECTOR, ".reason").text
     pages.shot("digest-email")

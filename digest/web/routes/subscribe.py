@@ -72,7 +72,7 @@ async def subscribe_post(
         )
     errors: dict[str, str] = {}
     try:
-        address = normalise_email(values["email"])
+        address = normalise_email(values["email"], smtputf8=settings.smtp_utf8)
     except InvalidEmail as exc:
         errors["email"] = (
             f"Please enter a valid email address: {exc.detail}"
