@@ -17,10 +17,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from enum import IntEnum
+from pathlib import Path
 
+import httpx
 import redis
 
 from digest.db.engine import scratch_postgres_database
+from digest.processes import VENV_BIN, Process, run_to_end, start_process, stop, wait_for
 
 POSTGRES_URL = os.environ.get(
     "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -168,3 +171,26 @@ def own_redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+@contextmanager
+def digest_web(env: dict[str, str], workdir: Path, port: int, *options: str) -> Iterator[Process]:
+    """``digest db upgrade``, then ``digest web`` on 127.0.0.1:``port`` until its
+    /health answers (the process's output if it never does); stopped afterwards."""
+    digest = str(VENV_BIN / "digest")
+    run_to_end([digest, "db", "upgrade"], env=env, cwd=workdir)
+    argv = [digest, "web", "--host", "127.0.0.1", "--port", str(port), *options]
+    web = start_process("web", argv, workdir=workdir, env=env)
+    try:
+
+        def healthy() -> bool:
+            assert web.alive(), web.report()
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert wait_for(healthy, timeout=30, interval=0.2), web.report()
+        yield web
+    finally:
+        stop(web.process)

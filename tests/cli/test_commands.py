@@ -10,21 +10,9 @@ from pathlib import Path
 import pytest
 
 from digest.mail.sink import free_port
-from tests.cli.commands import lexical_ranking_file, run
+from tests.cli.commands import run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    values = {
-        "DIGEST_DATA_DIR": str(tmp_path / "data"),
-        "DIGEST_SOURCES": "sample",
-        # Ranking itself is tested in tests/ranking and by `digest demo`.
-        "DIGEST_RANKING_FILE": lexical_ranking_file(tmp_path),
-    }
-    assert run("db", "upgrade", env=values, cwd=tmp_path).returncode == 0
-    return values
 
 
 def ingest_and_add_a_reader_due_now(env: dict[str, str], cwd: Path) -> None:

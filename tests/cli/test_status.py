@@ -5,22 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from digest.mail.sink import SmtpSink, free_port
-from tests.cli.commands import lexical_ranking_file, run
+from tests.cli.commands import run
 from tests.services import RedisDatabase, empty_redis_database
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    values = {
-        "DIGEST_DATA_DIR": str(tmp_path / "data"),
-        "DIGEST_SOURCES": "sample",
-        "DIGEST_RANKING_FILE": lexical_ranking_file(tmp_path),
-    }
-    assert run("db", "upgrade", env=values, cwd=tmp_path).returncode == 0
-    return values
 
 
 def test_status_before_anything_ran(env: dict[str, str], tmp_path: Path) -> None:

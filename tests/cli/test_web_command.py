@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from typer.testing import CliRunner
 from config.settings import DEFAULT_SECRET_KEY
 from digest.cli.main import cli
 from digest.mail.sink import SmtpSink, free_port
-from digest.processes import VENV_BIN, start_process, stop, wait_for
+from tests.services import digest_web
 
 
 @pytest.fixture
@@ -81,31 +80,7 @@ def test_a_direct_client_cannot_claim_other_addresses_to_pass_the_per_ip_limit(
         "DIGEST_BASE_URL": f"http://127.0.0.1:{port}",
         "DIGEST_SUBSCRIBE_LIMIT_PER_IP": "3/hour",
     }
-    upgraded = subprocess.run(
-        [str(VENV_BIN / "digest"), "db", "upgrade"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
-    web = start_process(
-        "web",
-        [str(VENV_BIN / "digest"), "web", "--port", str(port), "--no-access-log"],
-        workdir=tmp_path,
-        env=env,
-    )
-    try:
-
-        def healthy() -> bool:
-            assert web.alive(), web.report()
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        assert wait_for(healthy, timeout=30, interval=0.2), web.report()
+    with digest_web(env, tmp_path, port, "--no-access-log"):
         answers = [
             httpx.post(
                 f"http://127.0.0.1:{port}/",
@@ -115,6 +90,4 @@ def test_a_direct_client_cannot_claim_other_addresses_to_pass_the_per_ip_limit(
             ).status_code
             for n in range(4)
         ]
-    finally:
-        stop(web.process)
     assert answers == [200, 200, 200, 429]

@@ -12,7 +12,6 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from html import unescape
-from itertools import islice
 
 import pytest
 from sqlalchemy.orm import Session
@@ -23,14 +22,13 @@ from digest.mail.bounces import BounceKind
 from digest.mail.outgoing import outgoing
 from digest.papers.models import Paper
 from digest.papers.sources import PaperRecord
-from digest.papers.sources.sample import SampleSource
 from digest.papers.storage import store_papers
 from digest.ranking.picks import Pick
 from digest.runtime import Runtime
 from digest.subscriptions.choices import Frequency
 from digest.subscriptions.models import Subscriber
 from tests.factories import NOW, make_subscriber
-from tests.samples import full_papers
+from tests.samples import full_papers, recorded_papers
 
 URL = re.compile(r"https?://[^\s\"<>]+|mailto:[^\s\"<>]+")
 DELIVERY_ID = 4321
@@ -60,20 +58,7 @@ def composer(
 
 
 def sample_papers() -> list[Paper]:
-    papers = [
-        Paper(
-            id=n,
-            canonical_id=record.canonical_id,
-            title=record.title,
-            abstract=record.abstract,
-            links=record.links,
-            authors=[],
-            author_count=record.author_count,
-            published_on=record.published_on,
-            updated_at=NOW,
-        )
-        for n, record in enumerate(islice(SampleSource().fetch(), 50), start=1)
-    ]
+    papers = recorded_papers(50)
     papers += [
         Paper(
             id=101,

@@ -24,7 +24,6 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
@@ -34,8 +33,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from digest.mail.sink import SmtpSink, free_port, html_part
-from digest.processes import VENV_BIN, Process, run_to_end, start_process, stop, wait_for
+from digest.processes import VENV_BIN, Process, run_to_end, wait_for
 from tests.paths import PROJECT_ROOT
+from tests.services import digest_web
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -88,26 +88,8 @@ def site(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[Site]:
     ranking = tmp_path / "ranking.toml"
     ranking.write_text('[relevance]\nsemantic = "off"\n', encoding="utf-8")
     env["DIGEST_RANKING_FILE"] = str(ranking)
-    run_to_end([str(VENV_BIN / "digest"), "db", "upgrade"], env=env, cwd=tmp_path)
-    web = start_process(
-        "web",
-        [str(VENV_BIN / "digest"), "web", "--host", "127.0.0.1", "--port", str(port)],
-        workdir=tmp_path,
-        env=env,
-    )
-    try:
-
-        def healthy() -> bool:
-            assert web.alive(), web.report()
-            try:
-                return httpx.get(f"{base_url}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        assert wait_for(healthy, timeout=30, interval=0.2), web.report()
+    with digest_web(env, tmp_path, port) as web:
         yield Site(base_url, env, tmp_path, web)
-    finally:
-        stop(web.process)
 
 
 @pytest.fixture
