@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -38,18 +39,16 @@ def send_due(
         app.tasks["digest.dispatch_due"].delay()
         typer.echo("dispatch queued; a worker sends the due digests")
         return
+    stages: AbstractContextManager[None] = nullcontext()
+    where = ""
     if processes > 1:
         from workers.local_processes import stages_in_processes
 
         if app.settings.resolved_database_url.startswith("sqlite"):
             fail("--processes needs PostgreSQL (DIGEST_DATABASE_URL): SQLite has one writer", 2)
-
-        with stages_in_processes(app, processes):
-            claimed = app.tasks["digest.dispatch_due"].delay().get()
-        where = f" in {processes} processes"
-    else:
+        stages, where = stages_in_processes(app, processes), f" in {processes} processes"
+    with stages:
         claimed = app.tasks["digest.dispatch_due"].delay().get()
-        where = ""
     typer.echo(f"{claimed} digest(s) were due and have been processed{where}")
     left = app.runtime.pending_deliveries()
     if left:

@@ -128,18 +128,27 @@ def paper_vectors(
                 )
             ).all()
         )
-    todo = [p for p in papers if p[0] not in stored]
-    if todo:
-        log.info("embedding %d papers with %s", len(todo), embedder.name)
-        vectors = embedder.embed([paper_text(title, abstract) for _, title, abstract in todo])
-        for (paper_id, _, _), vector in zip(todo, vectors, strict=True):
-            blob = np.asarray(vector, dtype="<f4").tobytes()
-            stored[paper_id] = blob
-            session.merge(PaperEmbedding(paper_id=paper_id, model=embedder.name, vector=blob))
-        session.flush()
+    stored.update(_embed_and_store(session, [p for p in papers if p[0] not in stored], embedder))
     if not papers:
         return np.zeros((0, EMBEDDING_DIMENSION), dtype=np.float32)
     return np.stack([np.frombuffer(stored[i], dtype="<f4") for i in ids])
+
+
+def _embed_and_store(
+    session: Session, papers: Sequence[tuple[int, str, str]], embedder: Embedder
+) -> dict[int, bytes]:
+    """Embeds (id, title, abstract) papers that have no stored embedding, stores them."""
+    stored: dict[int, bytes] = {}
+    if not papers:
+        return stored
+    log.info("embedding %d papers with %s", len(papers), embedder.name)
+    vectors = embedder.embed([paper_text(title, abstract) for _, title, abstract in papers])
+    for (paper_id, _, _), vector in zip(papers, vectors, strict=True):
+        blob = np.asarray(vector, dtype="<f4").tobytes()
+        stored[paper_id] = blob
+        session.merge(PaperEmbedding(paper_id=paper_id, model=embedder.name, vector=blob))
+    session.flush()
+    return stored
 
 
 def embed_new_papers(
@@ -162,6 +171,5 @@ def embed_new_papers(
         )
         .order_by(Paper.id)
     ).all()
-    if missing:
-        paper_vectors(session, [(i, title, abstract) for i, title, abstract in missing], embedder)
-    return len(missing)
+    # Known to have none: embedded and stored without looking them up again.
+    return len(_embed_and_store(session, [(i, t, a) for i, t, a in missing], embedder))
