@@ -1,0 +1,1 @@
+"""Bounces and complaints: what receiving systems tell us about the mail we sent."""
