@@ -39,7 +39,14 @@ from digest.delivery.ledger import (
     record_results,
     renew_lease,
 )
-from digest.delivery.mail_stage import MailItem, failure, load_mail_items, prepare, sent
+from digest.delivery.mail_stage import (
+    KnownPapers,
+    MailItem,
+    failure,
+    load_mail_items,
+    prepare,
+    sent,
+)
 from digest.delivery.models import Delivery
 from digest.delivery.rank_stage import Ranked, rank_deliveries
 from digest.mail.bounces import BounceAddresses
@@ -131,6 +138,11 @@ class Runtime:
     @cached_property
     def composer(self) -> DigestComposer:
         return DigestComposer(self.templates, self.links, self.site, self.bounces)
+
+    @cached_property
+    def known_papers(self) -> KnownPapers:
+        # The mail stage's papers, kept from chunk to chunk of this process.
+        return KnownPapers()
 
     @cached_property
     def notices(self) -> NoticeComposer:
@@ -252,7 +264,8 @@ class Runtime:
         """Claim the ranked deliveries among these ids, send them, record the outcomes.
 
         Outcomes are committed every ``mail_commit_every`` messages, and the lease on
-        the rest renewed with them: a worker killed mid-batch leaves at most that
+        the rest renewed with them once half of it has gone: a worker killed mid-batch
+        leaves at most that
         group sent but not recorded, sent again (same Message-ID) once its lease
         expires. Never imports the ranking's models.
         """
@@ -263,8 +276,9 @@ class Runtime:
         if not held.ids:
             return batch
         with unit_of_work(self.session_factory) as session:
-            items = load_mail_items(session, held.ids)
+            items = load_mail_items(session, held.ids, known=self.known_papers)
         policy = self.retry_policy
+        composer = self.composer
         # A kill loses what was sent but not recorded: the results waiting for their
         # group plus the messages in flight. Both together stay within the setting.
         every = max(1, self.settings.mail_commit_every - self.sender.max_in_flight)
@@ -273,21 +287,28 @@ class Runtime:
         in_a_row = 0
         down: SendError | None = None
         renew_at = clock() + self.lease / 2
+        holding = set(held.ids)
 
         def flush() -> None:
-            nonlocal held, results, renew_at
+            nonlocal held, holding, results, renew_at
             moment = clock()
             with unit_of_work(self.session_factory) as session:
                 record_results(session, held, results, now=moment)
-                done = {r.delivery_id for r in results}
-                remaining = Lease(held.token, [i for i in held.ids if i not in done])
-                held = renew_lease(session, remaining, now=moment, lease=self.lease)
+                holding.difference_update(r.delivery_id for r in results)
+                if moment >= renew_at:
+                    # Renewed only once half the lease has gone, not with every
+                    # group: a statement over every held id each time, for a lease
+                    # that a group takes a fraction of a second of. Outcomes are
+                    # written under the token the rows hold, renewed or not.
+                    remaining = Lease(held.token, sorted(holding))
+                    held = renew_lease(session, remaining, now=moment, lease=self.lease)
+                    holding = set(held.ids)
+                    renew_at = moment + self.lease / 2
             for r in results:
                 batch.outcomes[r.delivery_id] = r.outcome
                 if r.retry_at is not None:
                     batch.retry_in[r.delivery_id] = (r.retry_at - moment).total_seconds()
             results = []
-            renew_at = moment + self.lease / 2
 
         def record(result: Result) -> None:
             results.append(result)
@@ -296,13 +317,13 @@ class Runtime:
 
         def messages() -> Iterator[OutgoingMessage]:
             for item in items:
-                if item.delivery_id not in held.ids:
+                if item.delivery_id not in holding:
                     # Taken over by another task after our lease lapsed: theirs now.
                     continue
                 if down is not None:
                     record(failure(item, down, policy=policy, now=clock()))
                     continue
-                prepared = prepare(item, composer=self.composer, now=clock())
+                prepared = prepare(item, composer=composer, now=clock())
                 if isinstance(prepared, Result):
                     record(prepared)
                     continue
