@@ -55,11 +55,6 @@ from digest.mail.outgoing import OutgoingMessage
 from digest.mail.rendering import make_environment
 from digest.mail.sender import Sender, SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
-from digest.papers.ingest import Progress, SourceSummary, ingest
-from digest.papers.sources.http import Fetcher
-from digest.papers.sources.registry import build_source, make_fetcher, source_for
-from digest.ranking.ranker import TrendingRanker
-from digest.ranking.semantic import Embedder, embed_new_papers, load_embedder
 from digest.subscriptions.links import Links
 from digest.subscriptions.notices import NoticeComposer
 from digest.subscriptions.subscribers import Notice
@@ -67,6 +62,14 @@ from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
     from digest.metrics.status import Status
+    from digest.papers.ingest import Progress, SourceSummary
+    from digest.papers.sources.http import Fetcher
+    from digest.ranking.ranker import TrendingRanker
+    from digest.ranking.semantic import Embedder
+
+# The ranking (NumPy, SciPy, the ranker's libraries) and ingest (HTTP, HTML and LaTeX
+# libraries) are imported by the methods that use them: a mail-only worker, whose
+# prefork children start from what its main process imported, never loads them.
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +157,14 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> Embedder | None:
+        from digest.ranking.semantic import load_embedder
+
         return load_embedder(self.ranking_config.relevance.semantic)
 
     @cached_property
     def ranker(self) -> TrendingRanker:
+        from digest.ranking.ranker import TrendingRanker
+
         return TrendingRanker(
             window=timedelta(days=self.settings.candidate_window_days),
             config=self.ranking_config,
@@ -188,6 +195,8 @@ class Runtime:
         return enabled_source_configs(self.settings.sources_file, self.settings.sources)
 
     def fetcher(self) -> Fetcher:
+        from digest.papers.sources.registry import make_fetcher
+
         return make_fetcher(
             site_url=self.settings.base_url,
             timeout=self.settings.fetch_timeout_seconds,
@@ -202,6 +211,9 @@ class Runtime:
         progress: Progress | None = None,
     ) -> list[SourceSummary]:
         """Ingest one source (a configured name, or a feed URL or path) or every enabled one."""
+        from digest.papers.ingest import ingest
+        from digest.papers.sources.registry import build_source, source_for
+
         fetcher = self.fetcher()
         try:
             sources = (
@@ -228,6 +240,8 @@ class Runtime:
             embedder = self.embedder
             if embedder is None:
                 return 0
+            from digest.ranking.semantic import embed_new_papers
+
             with unit_of_work(self.session_factory) as session:
                 count = embed_new_papers(
                     session, embedder, start=moment - self.ranker.window, end=moment

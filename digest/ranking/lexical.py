@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import snowballstemmer
 
 from config.ranking import RelevanceConfig
+from digest.ranking.stop_words import ENGLISH_STOP_WORDS
 
 _WORD = re.compile(r"[^\W_]+")
 _STEMMER = snowballstemmer.stemmer("english")
@@ -43,15 +44,10 @@ def _normalised(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
-@lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
     # Reader interests are often a list of short phrases; "for" and "with" and the
     # like carry nothing, but short technical words ("3d", "rl", "llm") do.
-    # scikit-learn's list, imported on first use: importing scikit-learn costs
-    # every process that merely imports the ranking (the web app, a mail worker).
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
+    return ENGLISH_STOP_WORDS
 
 
 def stems(text: str) -> list[str]:
