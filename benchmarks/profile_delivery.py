@@ -24,6 +24,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import resource
 import statistics
 import tempfile
 import time
@@ -70,6 +71,11 @@ def timed(stage: str, profile: str | None, work: Callable[[], object]) -> float:
     return spent
 
 
+def peak_mb() -> float:
+    # Linux reports kilobytes.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_once(
     settings: Settings, *, batch_size: int, profile: str | None
 ) -> tuple[dict[str, float], int]:
@@ -94,6 +100,7 @@ def run_once(
         # The first chunk builds the process's candidates (and imports the ranking's
         # libraries): a cost per process, apart from the cost per reader.
         spent["rank first chunk"] = timed("rank", None, first)
+        spent["peak MB after the first chunk"] = peak_mb()
         spent["rank"] = timed("rank", profile, rank)
         # Per digest of the chunks after the first, like the other stages' per digest.
         spent["rank"] *= len(ids) / max(1, len(ids) - len(ranking[0]))
@@ -126,6 +133,7 @@ def run_once(
                 runtime.mail_batch(chunk, now=now)
 
         spent["mail"] = timed("mail", profile, mail)
+        spent["peak MB"] = peak_mb()
         return spent, len(ranked)
     finally:
         runtime.dispose()
@@ -179,7 +187,11 @@ def main() -> None:
                     line = ", ".join(
                         f"{stage} {spent[stage] / ranked * 1000:.2f}" for stage in STAGES
                     )
-                    line += f" (rank's first chunk: {spent['rank first chunk']:.2f}s)"
+                    line += (
+                        f" (rank's first chunk: {spent['rank first chunk']:.2f}s); peak RSS "
+                        f"{spent['peak MB after the first chunk']:.0f} MB after it, "
+                        f"{spent['peak MB']:.0f} MB at the end"
+                    )
                     print(
                         f"  #{repeat + 1}: {ranked:,} ranked of {args.readers:,}; "
                         f"CPU ms per digest: {line}",
