@@ -27,6 +27,7 @@ cli.command("send-due")(services.send_due)
 cli.command()(status.status)
 cli.command()(demo.demo)
 cli.command()(services.web)
+cli.command()(services.serve)
 cli.command(context_settings=_PASS_THROUGH)(services.worker)
 cli.command(context_settings=_PASS_THROUGH)(services.beat)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -59,33 +58,12 @@ def send_due(
         )
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or name given to ``--host``) is reachable only
-    from this machine. A name other than localhost may resolve anywhere."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def web(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Processes; one per core for the spike after a send.")
-    ] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
-) -> None:
-    """Serve the web app: subscribe, confirm, preferences and unsubscribe pages."""
-    import uvicorn
-
+def refuse_default_secret_off_loopback(secret_key: str, host: str) -> None:
+    """The secret-key rules of ``digest web`` and ``digest serve``."""
     from config.settings import DEFAULT_SECRET_KEY
+    from digest.serve import is_loopback
 
-    # Checked here for a one-line error; each worker process reads the same environment.
-    settings = load_settings()
-    if settings.secret_key == DEFAULT_SECRET_KEY:
+    if secret_key == DEFAULT_SECRET_KEY:
         # The default key is public: whoever can reach the site could sign links
         # to anyone's preferences. Production settings refuse it outright.
         if not is_loopback(host):
@@ -100,6 +78,21 @@ def web(
             "serving on %s only",
             host,
         )
+
+
+def web(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes; one per core for the spike after a send.")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve the web app: subscribe, confirm, preferences and unsubscribe pages."""
+    import uvicorn
+
+    # Checked here for a one-line error; each worker process reads the same environment.
+    refuse_default_secret_off_loopback(load_settings().secret_key, host)
     uvicorn.run(
         "digest.web.app:app_from_environment",
         factory=True,
@@ -112,6 +105,41 @@ def web(
         # itself; uvicorn's own would trust any client on 127.0.0.1.
         proxy_headers=False,
     )
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to serve on; only this machine's unless you say.")
+    ] = "127.0.0.1",
+    port: int = 8000,
+    smtp_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Receive mail on this port of 127.0.0.1 [default: DIGEST_SMTP_URL's, 1025].",
+        ),
+    ] = None,
+    schedule: Annotated[
+        bool, typer.Option(help="Ingest and dispatch on beat's schedule, in this process.")
+    ] = True,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Everything in one process, on SQLite, no broker: the web pages, ingestion and
+    dispatch on their schedule, and a local SMTP sink whose mail is shown at /mailbox."""
+    from digest.serve import ServeRefused, run_local_service, serve_settings
+
+    try:
+        settings = serve_settings(load_settings(), host=host, port=port, smtp_port=smtp_port)
+    except ServeRefused as exc:
+        fail(str(exc), 2)
+    refuse_default_secret_off_loopback(settings.secret_key, host)
+    try:
+        # The schedule's lines are what a person watches; the root logger says warnings only.
+        logging.getLogger("digest.serve").setLevel(logging.INFO)
+        run_local_service(settings, host=host, port=port, schedule=schedule, access_log=access_log)
+    except ServeRefused as exc:
+        fail(str(exc), 2)
 
 
 def worker(

@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import Settings, get_settings
+from digest.mail.mailbox import Mailbox
 from digest.metrics.collector import StatusCollector
 from digest.runtime import Runtime
 from digest.subscriptions.ratelimit import RateLimiter
@@ -66,7 +67,11 @@ def metrics_registry(runtime: Runtime) -> CollectorRegistry:
     return registry
 
 
-def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, celery: Celery | None = None, *, mailbox: Mailbox | None = None
+) -> FastAPI:
+    """The site. With ``mailbox`` (``digest serve`` only) it also shows, under
+    ``/mailbox``, what the local SMTP sink received; without, there is no such page."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
@@ -151,4 +156,9 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
     add_error_pages(app)
     for router in ROUTERS:
         app.include_router(router)
+    if mailbox is not None:
+        from digest.web.routes import mailbox as mailbox_routes
+
+        app.state.mailbox = mailbox
+        app.include_router(mailbox_routes.router)
     return app

@@ -1,0 +1,112 @@
+"""Beat's schedule run in a thread of this process, without a broker (``digest serve``).
+
+The same entries as :func:`config.beat.beat_schedule`, at the same intervals:
+every source's ingestion, then dispatch; each runs once at start, as beat runs an
+interval schedule it has no record of, then every interval after its last run
+ended. Tasks run in process (the embedded default), one at a time: SQLite has one
+writer. The sweep is left out: in process, dispatch sweeps first (workers.tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from config.beat import beat_schedule
+from digest.papers.ingest import SourceSummary
+from workers.app import DigestCelery
+
+log = logging.getLogger("digest.serve")
+
+LOCAL_TASKS = ("digest.ingest", "digest.dispatch_due")
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    task: str
+    every_seconds: float
+    args: tuple[Any, ...]
+
+
+def local_entries(app: DigestCelery) -> list[Entry]:
+    """Beat's ingestion and dispatch entries, ingestion first."""
+    entries = [
+        Entry(name, spec["task"], spec["schedule"].total_seconds(), tuple(spec.get("args", ())))
+        for name, spec in beat_schedule(app.settings).items()
+        if spec["task"] in LOCAL_TASKS
+    ]
+    return sorted(entries, key=lambda entry: LOCAL_TASKS.index(entry.task))
+
+
+class LocalBeat:
+    """``start()`` runs the schedule in a thread until ``stop()``."""
+
+    def __init__(self, app: DigestCelery) -> None:
+        if not app.in_process:
+            raise ValueError("the local schedule runs tasks in process: no broker")
+        self.app = app
+        self.entries = local_entries(app)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="digest-schedule", daemon=True)
+
+    def start(self) -> None:
+        for entry in self.entries:
+            log.info("schedule: %s every %s", entry.name, _duration(entry.every_seconds))
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop after the run in progress; False if it had not ended within ``timeout``."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        next_run = {entry.name: time.monotonic() for entry in self.entries}
+        while not self._stopping.is_set():
+            for entry in self.entries:
+                if self._stopping.is_set():
+                    return
+                if next_run[entry.name] <= time.monotonic():
+                    self.run_once(entry)
+                    next_run[entry.name] = time.monotonic() + entry.every_seconds
+            if next_run:
+                self._stopping.wait(max(min(next_run.values()) - time.monotonic(), 0))
+            else:
+                self._stopping.wait()
+
+    def run_once(self, entry: Entry) -> None:
+        """One run of ``entry``, logged; a failure is logged and the schedule goes on."""
+        started = time.perf_counter()
+        try:
+            result = self.app.tasks[entry.task].delay(*entry.args).get()
+        except Exception:
+            log.exception(
+                "%s failed after %.1fs; next run in %s",
+                entry.name,
+                time.perf_counter() - started,
+                _duration(entry.every_seconds),
+            )
+            return
+        elapsed = time.perf_counter() - started
+        if entry.task == "digest.ingest":
+            for summary in result:
+                log.info("ingest %s", SourceSummary(**summary).line())
+            return
+        left = self.app.runtime.pending_deliveries()
+        log.info(
+            "dispatch: %d digest(s) due%s (%.1fs)",
+            result,
+            f"; {left} could not be sent yet (SMTP?), tried again next dispatch" if left else "",
+            elapsed,
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
