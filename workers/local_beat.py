@@ -15,6 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from celery import Task
+from celery.exceptions import Retry
+
 from config.beat import beat_schedule
 from digest.papers.ingest import SourceSummary
 from workers.app import DigestCelery
@@ -67,36 +70,49 @@ class LocalBeat:
 
     def _run(self) -> None:
         next_run = {entry.name: time.monotonic() for entry in self.entries}
+        failures = dict.fromkeys(next_run, 0)
         while not self._stopping.is_set():
             for entry in self.entries:
                 if self._stopping.is_set():
                     return
                 if next_run[entry.name] <= time.monotonic():
-                    self.run_once(entry)
-                    next_run[entry.name] = time.monotonic() + entry.every_seconds
+                    retry_in = self.run_once(entry, failures[entry.name])
+                    failures[entry.name] = 0 if retry_in is None else failures[entry.name] + 1
+                    wait = entry.every_seconds if retry_in is None else retry_in
+                    next_run[entry.name] = time.monotonic() + wait
             if next_run:
                 self._stopping.wait(max(min(next_run.values()) - time.monotonic(), 0))
             else:
                 self._stopping.wait()
 
-    def run_once(self, entry: Entry) -> None:
-        """One run of ``entry``, logged; a failure is logged and the schedule goes on."""
+    def run_once(self, entry: Entry, failures: int = 0) -> float | None:
+        """One run of ``entry``, logged. A failure is logged and the schedule goes on:
+        None, or after a transient failure (the task's ``autoretry_for``: SQLite
+        busy with the web's writes, a database hiccup) the seconds until it is tried
+        again, on the task's own back-off, as a worker would retry it."""
+        task = self.app.tasks[entry.task]
         started = time.perf_counter()
         try:
-            result = self.app.tasks[entry.task].delay(*entry.args).get()
-        except Exception:
+            # Celery's guard against waiting on a task from inside one is a flag of the
+            # process, raised while any eager task runs: a notice the web thread is
+            # sending would make this wait look like one. It is none: the result is here.
+            result = task.delay(*entry.args).get(disable_sync_subtasks=False)
+        except Exception as exc:
+            retry_in = _retry_in(task, exc, failures)
             log.exception(
-                "%s failed after %.1fs; next run in %s",
+                "%s failed after %.1fs; %s",
                 entry.name,
                 time.perf_counter() - started,
-                _duration(entry.every_seconds),
+                f"tried again in {_duration(retry_in)}"
+                if retry_in is not None
+                else f"next run in {_duration(entry.every_seconds)}",
             )
-            return
+            return retry_in
         elapsed = time.perf_counter() - started
         if entry.task == "digest.ingest":
             for summary in result:
                 log.info("ingest %s", SourceSummary(**summary).line())
-            return
+            return None
         left = self.app.runtime.pending_deliveries()
         log.info(
             "dispatch: %d digest(s) due%s (%.1fs)",
@@ -104,6 +120,19 @@ class LocalBeat:
             f"; {left} could not be sent yet (SMTP?), tried again next dispatch" if left else "",
             elapsed,
         )
+        return None
+
+
+def _retry_in(task: Task, exc: Exception, failures: int) -> float | None:
+    """Seconds until a transient failure is tried again; None when it is not one,
+    or has been tried as often as the task allows."""
+    # In process, autoretry raises Retry with the failure in it.
+    cause = exc.exc if isinstance(exc, Retry) and isinstance(exc.exc, Exception) else exc
+    if not isinstance(cause, tuple(task.autoretry_for)) or failures >= (task.max_retries or 0):
+        return None
+    backoff = float(task.retry_backoff or 1)
+    delay: float = min(backoff * 2**failures, float(task.retry_backoff_max or backoff))
+    return delay
 
 
 def _duration(seconds: float) -> str:
