@@ -76,7 +76,11 @@ class LocalBeat:
                 if self._stopping.is_set():
                     return
                 if next_run[entry.name] <= time.monotonic():
-                    retry_in = self.run_once(entry, failures[entry.name])
+                    try:
+                        retry_in = self.run_once(entry, failures[entry.name])
+                    except Exception:  # reporting the run failed: the thread must go on
+                        log.exception("%s: its result could not be reported", entry.name)
+                        retry_in = None
                     failures[entry.name] = 0 if retry_in is None else failures[entry.name] + 1
                     wait = entry.every_seconds if retry_in is None else retry_in
                     next_run[entry.name] = time.monotonic() + wait
