@@ -80,6 +80,29 @@ def refuse_default_secret_off_loopback(secret_key: str, host: str) -> None:
         )
 
 
+def warn_when_no_smtp_server(smtp_url: str) -> None:
+    """Without a broker a notice is sent while the request waits, once: with no SMTP
+    server there, every confirmation email would be lost without a word."""
+    import socket
+
+    from digest.mail.smtp import SmtpConfig
+
+    try:
+        config = SmtpConfig.from_url(smtp_url)
+        with socket.create_connection((config.hostname, config.port), timeout=2):
+            return
+    except ValueError as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"nothing answers at {config.hostname}:{config.port} ({exc.strerror or exc})"
+    log.warning(
+        "DIGEST_SMTP_URL: %s: confirmation emails will be lost (without DIGEST_BROKER_URL "
+        "nothing queues them). `digest serve` runs the site with a local SMTP server and "
+        "shows what it receives at /mailbox",
+        problem,
+    )
+
+
 def web(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -92,7 +115,10 @@ def web(
     import uvicorn
 
     # Checked here for a one-line error; each worker process reads the same environment.
-    refuse_default_secret_off_loopback(load_settings().secret_key, host)
+    settings = load_settings()
+    refuse_default_secret_off_loopback(settings.secret_key, host)
+    if not settings.broker_url:
+        warn_when_no_smtp_server(settings.smtp_url)
     uvicorn.run(
         "digest.web.app:app_from_environment",
         factory=True,
