@@ -48,7 +48,7 @@ def is_loopback(host: str) -> bool:
 
 def mail_folder(settings: Settings) -> Path:
     """Where the sink writes, as ``digest demo`` does: the demo's digest is in the mailbox."""
-    return settings.data_dir / "mail"
+    return (settings.data_dir / "mail").resolve()
 
 
 def serve_settings(settings: Settings, *, host: str, port: int, smtp_port: int | None) -> Settings:

@@ -114,8 +114,12 @@ class LocalBeat:
             return retry_in
         elapsed = time.perf_counter() - started
         if entry.task == "digest.ingest":
-            for summary in result:
-                log.info("ingest %s", SourceSummary(**summary).line())
+            for values in result:
+                summary = SourceSummary(**values)
+                # A source that failed is a failed run too; the others were stored.
+                log.log(
+                    logging.WARNING if summary.error else logging.INFO, "ingest %s", summary.line()
+                )
             return None
         left = self.app.runtime.pending_deliveries()
         log.info(
