@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,9 @@ import digest.serve
 from config.settings import Settings
 from digest.cli.main import cli
 from digest.mail.sink import free_port
-from digest.processes import VENV_BIN, Process, run_to_end, start_process, stop, wait_for
+from digest.processes import VENV_BIN, Process, run_to_end, stop, wait_for
 from tests.cli.commands import lexical_ranking_file
+from tests.services import digest_serve
 
 
 @dataclass
@@ -57,14 +57,6 @@ class Service:
         return arrived()
 
 
-def smtp_greets(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
-            return connection.recv(64).startswith(b"220 ")
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     port, smtp_port = free_port(), free_port()
@@ -92,23 +84,8 @@ def service(tmp_path: Path) -> Iterator[Service]:
         env=env,
         cwd=tmp_path,
     )
-    argv = [digest, "serve", "--port", str(port), "--smtp-port", str(smtp_port)]
-    process = start_process("serve", argv, workdir=tmp_path, env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            assert process.alive(), process.report()
-            try:
-                healthy = httpx.get(f"{base_url}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-            return healthy and smtp_greets(smtp_port)
-
-        assert wait_for(ready, timeout=60, interval=0.2), process.report()
-        yield Service(base_url, env, tmp_path, process)
-    finally:
-        stop(process.process)
+    with digest_serve(env, tmp_path, port, smtp_port) as process:
+        yield Service(f"http://127.0.0.1:{port}", env, tmp_path, process)
 
 
 def test_a_digest_arrives_and_a_new_reader_confirms_in_the_mailbox_with_nothing_else_running(
