@@ -75,9 +75,19 @@ def serve_settings(settings: Settings, *, host: str, port: int, smtp_port: int |
             )
         smtp_port = config.port
     update: dict[str, object] = {"smtp_url": LOCAL_SMTP.format(port=smtp_port)}
-    if "base_url" not in settings.model_fields_set and is_loopback(host):
-        shown = f"[{host.strip('[]')}]" if ":" in host else host
-        update["base_url"] = f"http://{shown}:{port}"
+    if "base_url" not in settings.model_fields_set:
+        if is_loopback(host):
+            shown = f"[{host.strip('[]')}]" if ":" in host else host
+            update["base_url"] = f"http://{shown}:{port}"
+        else:
+            # Links and the forms' origin check name DIGEST_BASE_URL: a reader reaching
+            # this machine by another name would meet links to 127.0.0.1 and refused forms.
+            log.warning(
+                "serving on %s without DIGEST_BASE_URL: links name %s; set DIGEST_BASE_URL "
+                "to the address readers use",
+                host,
+                settings.base_url,
+            )
     return settings.model_copy(update=update)
 
 
