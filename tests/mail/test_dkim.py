@@ -69,7 +69,8 @@ def keygen(directory: Path, algorithm: str) -> tuple[Path, Dns]:
 def signature_tags(raw: bytes) -> dict[bytes, bytes]:
     match = re.search(rb"^DKIM-Signature:(.*?)\r?\n(?=\S)", raw, re.MULTILINE | re.DOTALL)
     assert match is not None, "no DKIM-Signature header"
-    return parse_tag_value(re.sub(rb"\s+", b"", match.group(1)))
+    tags: dict[bytes, bytes] = parse_tag_value(re.sub(rb"\s+", b"", match.group(1)))
+    return tags
 
 
 @pytest.fixture(params=["rsa", "ed25519"])
