@@ -27,7 +27,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import (
+    CanonicalizationPolicy,
+    correct_empty_body,
+    strip_trailing_lines,
+)
 
 # What the signature covers, in this order. A header listed but absent is signed as
 # empty (RFC 6376 5.4), so nobody can add a Reply-To or a second List-Unsubscribe
@@ -195,10 +199,13 @@ class DkimSigner:
         self._header_list = b"h=" + b":".join(self._include)
 
     def sign(self, data: bytes) -> bytes:
-        headers, body = dkim.rfc822_parse(data)
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            raise DkimError("a message without a blank line after its headers cannot be signed")
+        headers, _ = dkim.rfc822_parse(data[: end + 4])
         if not any(name.lower() == b"from" for name, _ in headers):
             raise DkimError("a message without a From header cannot be DKIM-signed")
-        body_hash = base64.b64encode(hashlib.sha256(self._policy.canonicalize_body(body)).digest())
+        body_hash = base64.b64encode(hashlib.sha256(self.canonical_body(data[end + 4 :])).digest())
         value = (
             b" "
             + self._fixed
@@ -224,3 +231,15 @@ class DkimSigner:
             signature[i : i + _FOLD_AT] for i in range(0, len(signature), _FOLD_AT)
         )
         return b"DKIM-Signature:" + value + folded + b"\r\n" + data
+
+    def canonical_body(self, body: bytes) -> bytes:
+        """The relaxed body (RFC 6376 3.4.4), as dkimpy makes it, with plain byte
+        replacements instead of its two regular expressions, which cost as much as
+        the rest of signing bar the key: every space in a digest is a place where
+        they try a match."""
+        body = body.replace(b"\t", b" ")
+        while b"  " in body:
+            body = body.replace(b"  ", b" ")
+        # Every run of spaces is one space now, so this drops each run before a line end.
+        body = body.replace(b" \r\n", b"\r\n")
+        return bytes(correct_empty_body(strip_trailing_lines(body)))

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import dkim
 import pytest
+from dkim.canonicalization import CanonicalizationPolicy
 from dkim.util import parse_tag_value
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from config.settings import Settings
 from digest.cli.main import cli
 from digest.delivery.ledger import Outcome, claim_due_deliveries
-from digest.mail.dkim import DkimError, DkimKey, DkimSigner
+from digest.mail.dkim import Algorithm, DkimError, DkimKey, DkimSigner, generate_key
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
 from digest.mail.signing import SigningSender
@@ -220,3 +223,36 @@ def test_a_message_that_cannot_be_signed_fails_alone_and_is_never_sent_unsigned(
     assert outcomes["<2@example.org>"] is None
     [raw] = [path.read_bytes() for path in smtp_sink.files()]
     assert dkim.verify(raw, dnsfunc=dns)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"line one\r\nline two\r\n",
+        b"line one\r\nline two\r\n\r\n\r\n",
+        b"no line end at the end",
+        b"trailing space \r\n\tand a tab\r\nruns   of  spaces\r\n\r\n",
+        b"=E2=96=B2 142 =C2=B7 +38 today=\r\n soft break\r\n",
+        b"\r\n\r\n",
+        b"",
+        b"a bare\nline feed\r\nand a bare\rcarriage return\r\n",
+        b"  \t \t  \r\n \r\n\t\r\nx \r \n  \r\n",
+    ],
+)
+def test_the_relaxed_body_is_dkimpys_whatever_the_body_holds(body: bytes) -> None:
+    assert_relaxed_as_dkimpy(body)
+
+
+@given(st.binary(max_size=200).map(lambda b: bytes(b" \t\r\nab"[x % 6] for x in b)))
+def test_the_relaxed_body_is_dkimpys_for_any_mix_of_spaces_tabs_and_line_ends(body: bytes) -> None:
+    assert_relaxed_as_dkimpy(body)
+
+
+def assert_relaxed_as_dkimpy(body: bytes) -> None:
+    signer = DkimSigner(
+        domain=DOMAIN,
+        selector=SELECTOR,
+        key=generate_key(Algorithm.ED25519),
+    )
+    relaxed = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+    assert signer.canonical_body(body) == relaxed.canonicalize_body(body)
