@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # The sender id ending Gmail's Feedback-ID header (empty: the From domain).
     feedback_sender_id: str = ""
     templates_dir: Path = Field(default_factory=packaged_templates_dir)
+    # DKIM: every email is signed when all three are set (see `digest dkim keygen`).
+    # The domain should be the From address's domain, or a parent of it, for DMARC.
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_private_key_file: Path | None = None
 
     # Sources: the file that lists them (None: the packaged config/sources.toml) and,
     # when set, a comma-separated list of the names to run instead of the file's choice.
@@ -136,6 +141,22 @@ class Settings(BaseSettings):
                     "(trusting every client's forwarded headers is what it must not do)"
                 ) from None
         return self
+
+    @model_validator(mode="after")
+    def _dkim_all_or_nothing(self) -> Settings:
+        given = {
+            "DIGEST_DKIM_DOMAIN": bool(self.dkim_domain),
+            "DIGEST_DKIM_SELECTOR": bool(self.dkim_selector),
+            "DIGEST_DKIM_PRIVATE_KEY_FILE": self.dkim_private_key_file is not None,
+        }
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(name for name, present in given.items() if not present)
+            raise ValueError(f"DKIM signing needs all three settings; missing {missing}")
+        return self
+
+    @property
+    def dkim_enabled(self) -> bool:
+        return self.dkim_private_key_file is not None
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -59,6 +59,7 @@ from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
+    from digest.mail.dkim import DkimSigner
     from digest.metrics.status import Status
 
 log = logging.getLogger(__name__)
@@ -156,9 +157,10 @@ class Runtime:
     def sender(self) -> Sender:
         # Imported here: a worker serving metrics sets up prometheus_client's
         # multiprocess mode before its first import (digest.metrics.instruments).
+        from digest.mail.signing import signing
         from digest.metrics.instruments import mail_metrics
 
-        return SmtpSender(
+        smtp = SmtpSender(
             SmtpConfig.from_url(
                 self.settings.smtp_url,
                 timeout=self.settings.smtp_timeout_seconds,
@@ -167,6 +169,37 @@ class Runtime:
             ),
             observer=mail_metrics(),
         )
+        return signing(smtp, self.dkim_signer)
+
+    @cached_property
+    def dkim_signer(self) -> DkimSigner | None:
+        """The DKIM signer when a key is configured. Its key is read and checked here,
+        so a missing or broken key stops a process at its first email, saying why,
+        instead of sending mail that DMARC would junk."""
+        settings = self.settings
+        if settings.dkim_private_key_file is None:
+            return None
+        from digest.mail.dkim import DkimKey, DkimSigner
+
+        signer = DkimSigner(
+            domain=settings.dkim_domain,
+            selector=settings.dkim_selector,
+            key=DkimKey.read(settings.dkim_private_key_file),
+        )
+        from_domain = self.site.from_domain.encode("idna").decode("ascii").lower()
+        if not (
+            from_domain == signer.domain
+            or from_domain.endswith("." + signer.domain)
+            or signer.domain.endswith("." + from_domain)
+        ):
+            # Valid DKIM, but DMARC (relaxed alignment) wants d= and From to share
+            # their organisational domain; a parent or child of From is the usual case.
+            log.warning(
+                "DKIM signs for %s but mail is From %s: DMARC alignment may fail",
+                signer.domain,
+                from_domain,
+            )
+        return signer
 
     def source_configs(self) -> list[SourceConfig]:
         # Read at each use, not cached: beat and `digest ingest` see an edited file.
