@@ -26,15 +26,25 @@ def inbound(
     ] = None,
 ) -> None:
     """Receive bounces (DSNs), abuse reports (ARF) and mailto unsubscribes over SMTP."""
+    from config.settings import DEFAULT_SECRET_KEY
+    from digest.cli.services import is_loopback
     from digest.inbound.handler import InboundHandler
     from digest.inbound.server import serve
     from digest.metrics.instruments import inbound_metrics
     from digest.runtime import Runtime
 
     settings = load_settings()
-    runtime = Runtime(settings)
     bind_host = host or settings.inbound_host
     bind_port = port or settings.inbound_port
+    if settings.secret_key == DEFAULT_SECRET_KEY and not is_loopback(bind_host):
+        # With the public key anyone could sign VERP addresses and unsubscribe tokens,
+        # and so bounce or unsubscribe any reader by mailing this server.
+        fail(
+            f"refusing to receive mail on {bind_host} with the default DIGEST_SECRET_KEY: "
+            "anyone could forge bounces and unsubscribes for any reader. Set "
+            "DIGEST_SECRET_KEY to a private random value or listen on 127.0.0.1"
+        )
+    runtime = Runtime(settings)
     # Logged at INFO: what each message did is the operator's record of this process.
     logging.getLogger("digest").setLevel(logging.INFO)
     if metrics_port is not None:

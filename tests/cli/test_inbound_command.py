@@ -8,7 +8,12 @@ import smtplib
 import socket
 from pathlib import Path
 
+import httpx
+import pytest
+from typer.testing import CliRunner
+
 from config.settings import Settings
+from digest.cli.main import cli
 from digest.db.unit_of_work import unit_of_work
 from digest.delivery.models import Delivery, DeliveryStatus
 from digest.mail.sink import free_port
@@ -60,10 +65,10 @@ def test_digest_inbound_records_a_bounce_and_stops_on_sigterm(
             reader_id, other_id, email = reader.id, other.id, reader.email
         verp = composed.outgoing.sender
 
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         process = start_process(
             "inbound",
-            [str(VENV_BIN / "digest"), "inbound"],
+            [str(VENV_BIN / "digest"), "inbound", "--metrics-port", str(metrics_port)],
             workdir=tmp_path,
             env={
                 **{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
@@ -96,6 +101,10 @@ def test_digest_inbound_records_a_bounce_and_stops_on_sigterm(
                 client.mail("spam@spam.example")
                 code, _ = client.rcpt("someone@elsewhere.example")
                 assert code == 550
+            metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            assert 'digest_inbound_messages_total{outcome="bounce"} 1.0' in metrics
+            assert 'digest_inbound_messages_total{outcome="dropped"} 0.0' in metrics
+            assert "digest_inbound_refused_recipients_total 1.0" in metrics
         finally:
             stop(process.process)
         assert process.process.returncode == 0, process.report()
@@ -111,3 +120,16 @@ def test_digest_inbound_records_a_bounce_and_stops_on_sigterm(
         assert statuses == {reader_id: SubscriberStatus.BOUNCED, other_id: SubscriberStatus.ACTIVE}
     finally:
         runtime.dispose()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "mail.example.org"])
+def test_the_default_secret_key_is_refused_where_others_can_mail(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, host: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    for name in ("DIGEST_SECRET_KEY", "DIGEST_ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGEST_DATA_DIR", str(tmp_path / "data"))
+    result = CliRunner().invoke(cli, ["inbound", "--host", host, "--port", str(free_port())])
+    assert result.exit_code == 1
+    assert "refusing to receive mail" in result.output and "DIGEST_SECRET_KEY" in result.output
