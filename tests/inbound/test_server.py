@@ -325,3 +325,19 @@ def test_a_message_over_the_size_limit_is_refused(
     finally:
         controller.stop()
         runtime.dispose()
+
+
+def test_a_dsn_to_a_notice_address_bounces_its_reader(
+    inbound: Inbound, make_reader: Callable[[], Reader]
+) -> None:
+    # Subscription notices go out from bounces+n<subscriber>-<signature>@.
+    reader = make_reader()
+    notice_sender = inbound.runtime.bounces.for_notice(reader.subscriber_id)
+    dsn = fixture_bytes(
+        "postfix-bounce.eml",
+        {POSTFIX_VERP: notice_sender, "kijitora@example.br": reader.email},
+    )
+    send(inbound, dsn, [notice_sender])
+    assert status_of(inbound, reader.subscriber_id) == SubscriberStatus.BOUNCED
+    (event,) = events_of(inbound, reader.subscriber_id)
+    assert event.delivery_id is None
