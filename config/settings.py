@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=200, ge=1, le=5000)
     # Attempts at a subscription notice (a digest is retried until it is too late).
     send_max_attempts: int = Field(default=5, ge=1)
+    # Bounce policy (digest.bounces.policy): this many soft bounces within this many
+    # days bounce a reader; a hard bounce does at once.
+    bounce_soft_limit: int = Field(default=3, ge=1)
+    bounce_soft_window_days: int = Field(default=7, ge=1)
 
     # Delivery stages (see digest.delivery.models). A mail task holds the rows it
     # sends for this long, renewing as it goes; a dead worker's rows are claimed
@@ -122,6 +126,15 @@ class Settings(BaseSettings):
     # Confirmation emails to one address: what stops the form bombing an inbox.
     confirm_limit_per_address: str = "1/2minutes;3/day"
 
+    # `digest inbound`: the SMTP server the domain's MX points at, for bounces (DSNs),
+    # abuse reports (ARF) and mailto unsubscribes. A larger message is refused (552).
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = Field(default=2525, ge=1, le=65535)
+    inbound_max_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
+    # Comma-separated addresses where feedback loops send abuse reports (besides
+    # postmaster@ and the VERP addresses, which are always taken), e.g. "abuse@lab.example".
+    inbound_report_addresses: str = ""
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
@@ -157,6 +170,10 @@ class Settings(BaseSettings):
     @property
     def dkim_enabled(self) -> bool:
         return self.dkim_private_key_file is not None
+
+    @property
+    def inbound_report_address_list(self) -> list[str]:
+        return [a.strip() for a in self.inbound_report_addresses.split(",") if a.strip()]
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -25,6 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.ranking import RankingConfig, load_ranking_config
 from config.settings import Settings
 from config.sources import SourceConfig, enabled_source_configs, load_source_configs
+from digest.bounces.events import MailEvent
+from digest.bounces.policy import BouncePolicy
+from digest.bounces.recording import record_event
 from digest.clock import utcnow
 from digest.db.engine import make_engine, make_session_factory
 from digest.db.unit_of_work import unit_of_work
@@ -42,6 +45,8 @@ from digest.delivery.ledger import (
 from digest.delivery.mail_stage import MailItem, failure, load_mail_items, prepare, sent
 from digest.delivery.models import Delivery
 from digest.delivery.rank_stage import Ranked, rank_deliveries
+from digest.inbound.processing import InboundMail, Received
+from digest.inbound.recipients import InboundAddresses, Recipient
 from digest.mail.bounces import BounceAddresses
 from digest.mail.identity import SiteIdentity
 from digest.mail.outgoing import OutgoingMessage
@@ -269,6 +274,40 @@ class Runtime:
             give_up_daily=timedelta(hours=settings.send_give_up_after_hours),
             give_up_weekly=timedelta(hours=settings.send_give_up_after_hours_weekly),
         )
+
+    @cached_property
+    def bounce_policy(self) -> BouncePolicy:
+        return BouncePolicy(
+            soft_limit=self.settings.bounce_soft_limit,
+            soft_window=timedelta(days=self.settings.bounce_soft_window_days),
+        )
+
+    @cached_property
+    def inbound_addresses(self) -> InboundAddresses:
+        """The addresses `digest inbound` takes mail for (everything else gets 550)."""
+        local_part = self.site.unsubscribe_mailto.rsplit("@", 1)[0]
+        return InboundAddresses(
+            self.bounces,
+            domain=self.site.from_domain,
+            unsubscribe_local_part=local_part,
+            report_addresses=self.settings.inbound_report_address_list,
+        )
+
+    @cached_property
+    def inbound_mail(self) -> InboundMail:
+        policy = self.bounce_policy
+
+        def record(session: Session, event: MailEvent, now: datetime) -> object | None:
+            return record_event(session, event, now=now, policy=policy)
+
+        return InboundMail(self.bounces, self.signer, record)
+
+    def receive_mail(
+        self, raw: bytes, recipients: Sequence[Recipient], *, now: datetime | None = None
+    ) -> Received:
+        """One message `digest inbound` accepted, acted on in one transaction."""
+        with unit_of_work(self.session_factory) as session:
+            return self.inbound_mail.receive(session, raw, recipients, now=now or utcnow())
 
     @property
     def lease(self) -> timedelta:

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from digest.cli import demo, ingest, preview, services, status
+from digest.cli import demo, inbound, ingest, preview, services, status
 from digest.cli.db import db_cli
 from digest.cli.dkim import dkim_cli
 from digest.cli.subscribers import subscribers_cli
@@ -29,6 +29,7 @@ cli.command("send-due")(services.send_due)
 cli.command()(status.status)
 cli.command()(demo.demo)
 cli.command()(services.web)
+cli.command()(inbound.inbound)
 cli.command(context_settings=_PASS_THROUGH)(services.worker)
 cli.command(context_settings=_PASS_THROUGH)(services.beat)
 
