@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=200, ge=1, le=5000)
     # Attempts at a subscription notice (a digest is retried until it is too late).
     send_max_attempts: int = Field(default=5, ge=1)
+    # Bounce policy (digest.bounces.policy): this many soft bounces within this many
+    # days bounce a reader; a hard bounce does at once.
+    bounce_soft_limit: int = Field(default=3, ge=1)
+    bounce_soft_window_days: int = Field(default=7, ge=1)
 
     # Delivery stages (see digest.delivery.models). A mail task holds the rows it
     # sends for this long, renewing as it goes; a dead worker's rows are claimed

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.ranking import RankingConfig, load_ranking_config
 from config.settings import Settings
 from config.sources import SourceConfig, enabled_source_configs, load_source_configs
+from digest.bounces.policy import BouncePolicy
 from digest.clock import utcnow
 from digest.db.engine import make_engine, make_session_factory
 from digest.db.unit_of_work import unit_of_work
@@ -235,6 +236,13 @@ class Runtime:
             cap=timedelta(seconds=settings.send_retry_max_seconds),
             give_up_daily=timedelta(hours=settings.send_give_up_after_hours),
             give_up_weekly=timedelta(hours=settings.send_give_up_after_hours_weekly),
+        )
+
+    @cached_property
+    def bounce_policy(self) -> BouncePolicy:
+        return BouncePolicy(
+            soft_limit=self.settings.bounce_soft_limit,
+            soft_window=timedelta(days=self.settings.bounce_soft_window_days),
         )
 
     @property

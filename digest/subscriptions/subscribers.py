@@ -19,6 +19,7 @@ from psycopg import AsyncConnection
 from sqlalchemy import Connection, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from digest.bounces.models import MailEventRecord
 from digest.delivery.models import Delivery, DeliveryPaper
 from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
@@ -547,6 +548,7 @@ def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     """
     delivery_ids = select(Delivery.id).where(Delivery.subscriber_id == subscriber.id)
     session.execute(delete(Feedback).where(Feedback.subscriber_id == subscriber.id))
+    session.execute(delete(MailEventRecord).where(MailEventRecord.subscriber_id == subscriber.id))
     session.execute(delete(DeliveryPaper).where(DeliveryPaper.delivery_id.in_(delivery_ids)))
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
     session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
