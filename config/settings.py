@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     # Confirmation emails to one address: what stops the form bombing an inbox.
     confirm_limit_per_address: str = "1/2minutes;3/day"
 
+    # Provider webhooks for bounces and complaints (digest.web.routes.webhooks).
+    # Amazon SES through SNS: the topic ARNs whose messages /webhooks/ses believes,
+    # comma-separated; empty: the route answers 404.
+    ses_topic_arn: str = ""
+    # Postmark: the HTTP basic auth credentials its webhook is set up to send; both
+    # empty: /webhooks/postmark answers 404.
+    postmark_webhook_user: str = ""
+    postmark_webhook_password: str = ""
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
@@ -140,6 +149,23 @@ class Settings(BaseSettings):
                     "(trusting every client's forwarded headers is what it must not do)"
                 ) from None
         return self
+
+    @model_validator(mode="after")
+    def _postmark_credentials_whole(self) -> Settings:
+        if bool(self.postmark_webhook_user) != bool(self.postmark_webhook_password):
+            raise ValueError(
+                "DIGEST_POSTMARK_WEBHOOK_USER and DIGEST_POSTMARK_WEBHOOK_PASSWORD go together"
+            )
+        if self.postmark_webhook_password and len(self.postmark_webhook_password) < 16:
+            # Anyone who guesses it can bounce or unsubscribe any reader.
+            raise ValueError("DIGEST_POSTMARK_WEBHOOK_PASSWORD must be at least 16 characters")
+        if ":" in self.postmark_webhook_user:
+            raise ValueError("DIGEST_POSTMARK_WEBHOOK_USER cannot contain ':' (HTTP basic auth)")
+        return self
+
+    @property
+    def ses_topic_arns(self) -> list[str]:
+        return [item.strip() for item in self.ses_topic_arn.split(",") if item.strip()]
 
     @property
     def trusted_proxy_list(self) -> list[str]:

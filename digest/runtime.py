@@ -60,6 +60,7 @@ from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
+    from digest.bounces.sns import Fetch, SnsVerifier
     from digest.metrics.status import Status
 
 log = logging.getLogger(__name__)
@@ -90,9 +91,14 @@ FAILURES_IN_A_ROW_MEANING_DOWN = 3
 
 
 class Runtime:
-    def __init__(self, settings: Settings, **engine_options: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, provider_fetch: Fetch | None = None, **engine_options: Any
+    ) -> None:
         self.settings = settings
         self.engine_options = engine_options
+        # What GETs providers' URLs (SNS certificates and confirmations); None: HTTPS.
+        # Tests pass one answering for the hosts outside the machine.
+        self.provider_fetch = provider_fetch
 
     @cached_property
     def engine(self) -> Engine:
@@ -244,6 +250,17 @@ class Runtime:
             soft_limit=self.settings.bounce_soft_limit,
             soft_window=timedelta(days=self.settings.bounce_soft_window_days),
         )
+
+    @cached_property
+    def sns_verifier(self) -> SnsVerifier | None:
+        """Believes SNS messages for ``DIGEST_SES_TOPIC_ARN``; None when it is unset."""
+        # Imported here: cryptography is loaded only by a process that checks signatures.
+        from digest.bounces.sns import SnsVerifier, https_fetch
+
+        topics = self.settings.ses_topic_arns
+        if not topics:
+            return None
+        return SnsVerifier(self.provider_fetch or https_fetch, topics=topics)
 
     @property
     def lease(self) -> timedelta:
