@@ -51,14 +51,17 @@ def ses_events(
 ) -> list[MailEvent]:
     """The events an SES notification reports; [] for the kinds that report none."""
     kind = notification.get("notificationType", notification.get("eventType"))
+    if not isinstance(kind, str):
+        raise NotAnSesNotification("no notificationType or eventType")
+    if kind not in ("Bounce", "Complaint"):
+        # Delivery, Send, Open… and SES's own "AmazonSnsSubscriptionSucceeded".
+        return []
     mail = notification.get("mail")
-    if not isinstance(kind, str) or not isinstance(mail, dict):
-        raise NotAnSesNotification("no notificationType/eventType and mail")
+    if not isinstance(mail, dict):
+        raise NotAnSesNotification("no mail object")
     if kind == "Bounce":
         return _bounces(notification, mail, addresses, received_at)
-    if kind == "Complaint":
-        return _complaints(notification, mail, addresses, received_at)
-    return []
+    return _complaints(notification, mail, addresses, received_at)
 
 
 def original_message_id(mail: Mapping[str, Any]) -> str | None:

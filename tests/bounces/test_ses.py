@@ -73,6 +73,7 @@ def test_event_publishing_records_read_the_same() -> None:
 
 def test_a_delivery_reports_nothing() -> None:
     assert ses_events(fixture("ses_delivery.json"), addresses=ADDRESSES, received_at=RECEIVED) == []
+    assert ses_events({"eventType": "Open"}, addresses=ADDRESSES, received_at=RECEIVED) == []
 
 
 @pytest.mark.parametrize(
@@ -180,6 +181,7 @@ def test_not_spam_feedback_is_no_complaint() -> None:
     "notification",
     [
         {},
+        {"eventType": 7},
         {"notificationType": "Bounce"},
         {"notificationType": "Bounce", "mail": {}},
         {"notificationType": "Bounce", "mail": {}, "bounce": {"bounceType": "Sideways"}},

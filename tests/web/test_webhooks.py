@@ -347,14 +347,28 @@ def test_a_type_header_contradicting_the_body_is_a_bad_request(
     assert response.status_code == 400
 
 
-def test_a_signed_notification_that_is_no_ses_notification_is_a_bad_request(
+def test_a_signed_notification_of_plain_text_is_taken_and_ignored(
     client: TestClient, signer: SnsSigner
 ) -> None:
-    # The documentation's own notification: "Hello world!".
+    # The documentation's own notification: "Hello world!" (SES's topic validation
+    # message is plain text too).
     message = fixture("sns_notification.json")
     message["Timestamp"] = sns_time(datetime.now(UTC))
 
-    assert post_sns(client, signer.sign(message)).status_code == 400
+    response = post_sns(client, signer.sign(message))
+
+    assert (response.status_code, response.json()) == (200, {"recorded": 0, "unknown": 0})
+
+
+def test_a_signed_bounce_of_the_wrong_shape_is_a_bad_request(
+    client: TestClient, signer: SnsSigner
+) -> None:
+    notification = fixture("ses_bounce_with_dsn.json")
+    del notification["bounce"]
+
+    response = post_sns(client, signer.notification(notification, now=datetime.now(UTC)))
+
+    assert response.status_code == 400
 
 
 def test_a_body_past_the_limit_is_refused_unread(client: TestClient) -> None:
