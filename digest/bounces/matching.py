@@ -1,4 +1,4 @@
-"""Reported events matched to the digest they are about, then recorded.
+"""Reported events matched to the digest they are about.
 
 A provider that rewrites the Message-ID (SES) or sends from its own envelope
 (Postmark) still reports, when set up to, the Message-ID we sent. A digest's is
@@ -10,16 +10,12 @@ believed only when that row was sent with exactly this Message-ID.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.bounces.events import MailEvent
-from digest.bounces.policy import BouncePolicy
-from digest.bounces.recording import RecordedEvent, record_event
 from digest.delivery.models import Delivery
 
 # The inverse of digest.delivery.compose.digest_message_id.
@@ -44,16 +40,10 @@ def delivery_for_message_id(session: Session, message_id: str) -> int | None:
     return found
 
 
-def record_reported(
-    session: Session, events: Iterable[MailEvent], *, now: datetime, policy: BouncePolicy
-) -> list[RecordedEvent | None]:
-    """``record_event`` for each, with its delivery found by Message-ID when the
-    report did not name it otherwise; None for an event about nobody we know."""
-    results = []
-    for event in events:
-        if event.delivery_id is None and event.subscriber_id is None and event.message_id:
-            delivery_id = delivery_for_message_id(session, event.message_id)
-            if delivery_id is not None:
-                event = replace(event, delivery_id=delivery_id)
-        results.append(record_event(session, event, now=now, policy=policy))
-    return results
+def with_delivery(session: Session, event: MailEvent) -> MailEvent:
+    """``event`` with its delivery found by Message-ID, when the report named neither
+    the delivery nor the reader otherwise."""
+    if event.delivery_id is not None or event.subscriber_id is not None or not event.message_id:
+        return event
+    delivery_id = delivery_for_message_id(session, event.message_id)
+    return event if delivery_id is None else replace(event, delivery_id=delivery_id)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from digest.bounces.events import EventKind, MailEvent
-from digest.bounces.matching import delivery_for_message_id, record_reported
+from digest.bounces.matching import delivery_for_message_id, with_delivery
 from digest.bounces.policy import BouncePolicy
+from digest.bounces.recording import record_event
 from digest.delivery.compose import digest_message_id
 from digest.delivery.models import Delivery, DeliveryStatus
 from digest.subscriptions.choices import SubscriberStatus
@@ -66,7 +67,24 @@ def test_a_report_by_message_id_lands_on_the_digests_reader(session: Session) ->
         message_id=delivery.message_id,
     )
 
-    [result] = record_reported(session, [report], now=NOW, policy=BouncePolicy())
+    matched = with_delivery(session, report)
+    result = record_event(session, matched, now=NOW, policy=BouncePolicy())
 
+    assert matched.delivery_id == delivery.id
     assert result is not None and result.subscriber_id == reader.id
     assert reader.status == SubscriberStatus.BOUNCED
+
+
+def test_a_report_that_names_its_reader_is_left_as_it_is(session: Session) -> None:
+    reader = make_subscriber(session)
+    delivery = sent(session, reader, "2026-12-04")
+    report = MailEvent(
+        kind=EventKind.COMPLAINT,
+        source="ses",
+        occurred_at=NOW,
+        recipient=reader.email,
+        subscriber_id=reader.id,
+        message_id=delivery.message_id,
+    )
+
+    assert with_delivery(session, report) is report

@@ -486,3 +486,19 @@ def test_unconfigured_webhooks_do_not_exist(
         )
 
     assert (ses.status_code, postmark.status_code) == (404, 404)
+
+
+def test_recorded_reports_are_counted_on_the_metrics_page(client: TestClient, db: Engine) -> None:
+    reader = make_reader(db)
+    series = 'digest_mail_events_total{kind="complaint",result="unsubscribed",source="postmark"}'
+
+    def count() -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(series):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = count()
+    post_postmark(client, fixture("postmark_spam_complaint.json") | {"Email": reader.email})
+
+    assert count() == before + 1

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from digest.bounces.events import MailEvent
-from digest.bounces.matching import record_reported
+from digest.bounces.matching import with_delivery
 from digest.bounces.postmark import NotAPostmarkRecord, credentials_match, postmark_events
 from digest.bounces.ses import NotAnSesNotification, ses_events
 from digest.bounces.sns import (
@@ -169,9 +169,10 @@ async def postmark_webhook(
 async def _record(transaction: Transaction, runtime: Runtime, events: list[MailEvent]) -> Response:
     if not events:
         return recorded([])
-    now = utcnow()
 
-    def work(session: Session) -> list[Any]:
-        return list(record_reported(session, events, now=now, policy=runtime.bounce_policy))
+    def match(session: Session) -> list[MailEvent]:
+        return [with_delivery(session, event) for event in events]
 
-    return recorded(await transaction(work))
+    matched = await transaction(match)
+    # One unit of work for the lot, counted in digest_mail_events once committed.
+    return recorded(await run_in_threadpool(runtime.record_mail_events, matched))
