@@ -1,5 +1,5 @@
 """``/webhooks/ses`` and ``/webhooks/postmark``: providers' bounce and complaint
-reports, recorded in the request's unit of work.
+reports, each request's recorded in one unit of work.
 
 Neither is a form: no Origin, no CSRF token (a provider posts from its servers, on
 the strength of the SNS signature or the basic auth credentials alone), a JSON
