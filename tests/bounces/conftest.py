@@ -1,5 +1,5 @@
-"""The bounce tests' SMTP server, which refuses some recipients as real servers do,
-and a runtime whose units of work are savepoints of the test's transaction."""
+"""The bounce tests' SMTP server, which refuses some recipients as real servers do, a
+runtime whose units of work are savepoints of the test's transaction, and the web app."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.ranking import load_ranking_config
 from config.settings import Settings
-from digest.mail.sink import free_port
+from digest.mail.sink import SmtpSink, free_port
 from digest.ranking.ranker import TrendingRanker
 from digest.runtime import Runtime
+from digest.web.app import create_app
 from tests.bounces.refusing import RefusingHandler, RefusingServer
 
 
@@ -45,3 +47,13 @@ def make_runtime(
         return runtime
 
     return build
+
+
+@pytest.fixture
+def client(
+    make_settings: Callable[..., Settings], database_url: str, smtp_sink: SmtpSink
+) -> Iterator[TestClient]:
+    """The web app on the module's database, its mail caught by a real sink."""
+    settings = make_settings(database_url=database_url, smtp_url=smtp_sink.url)
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        yield client
