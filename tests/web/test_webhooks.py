@@ -499,6 +499,11 @@ def test_recorded_reports_are_counted_on_the_metrics_page(client: TestClient, db
         return 0.0
 
     before = count()
-    post_postmark(client, fixture("postmark_spam_complaint.json") | {"Email": reader.email})
+    # Postmark's MessageID is unique per message; the example's is not.
+    record = fixture("postmark_spam_complaint.json") | {
+        "Email": reader.email,
+        "MessageID": f"00000000-0000-0000-0000-{reader.id:012d}",
+    }
+    post_postmark(client, record)
 
     assert count() == before + 1
