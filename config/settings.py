@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     # Comma-separated addresses where feedback loops send abuse reports (besides
     # postmaster@ and the VERP addresses, which are always taken), e.g. "abuse@lab.example".
     inbound_report_addresses: str = ""
+    # Provider webhooks for bounces and complaints (digest.web.routes.webhooks).
+    # Amazon SES through SNS: the topic ARNs whose messages /webhooks/ses believes,
+    # comma-separated; empty: the route answers 404.
+    ses_topic_arn: str = ""
+    # Postmark: the HTTP basic auth credentials its webhook is set up to send; both
+    # empty: /webhooks/postmark answers 404.
+    postmark_webhook_user: str = ""
+    postmark_webhook_password: str = ""
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
@@ -174,6 +182,23 @@ class Settings(BaseSettings):
     @property
     def inbound_report_address_list(self) -> list[str]:
         return [a.strip() for a in self.inbound_report_addresses.split(",") if a.strip()]
+
+    @model_validator(mode="after")
+    def _postmark_credentials_whole(self) -> Settings:
+        if bool(self.postmark_webhook_user) != bool(self.postmark_webhook_password):
+            raise ValueError(
+                "DIGEST_POSTMARK_WEBHOOK_USER and DIGEST_POSTMARK_WEBHOOK_PASSWORD go together"
+            )
+        if self.postmark_webhook_password and len(self.postmark_webhook_password) < 16:
+            # Anyone who guesses it can bounce or unsubscribe any reader.
+            raise ValueError("DIGEST_POSTMARK_WEBHOOK_PASSWORD must be at least 16 characters")
+        if ":" in self.postmark_webhook_user:
+            raise ValueError("DIGEST_POSTMARK_WEBHOOK_USER cannot contain ':' (HTTP basic auth)")
+        return self
+
+    @property
+    def ses_topic_arns(self) -> list[str]:
+        return [item.strip() for item in self.ses_topic_arn.split(",") if item.strip()]
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -27,7 +27,8 @@ from config.settings import Settings
 from config.sources import SourceConfig, enabled_source_configs, load_source_configs
 from digest.bounces.events import MailEvent
 from digest.bounces.policy import BouncePolicy
-from digest.bounces.recording import record_event
+from digest.bounces.recording import RecordedEvent, record_event
+from digest.bounces.smtp import refusal_event
 from digest.clock import utcnow
 from digest.db.engine import make_engine, make_session_factory
 from digest.db.unit_of_work import unit_of_work
@@ -64,6 +65,7 @@ from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
+    from digest.bounces.sns import Fetch, SnsVerifier
     from digest.mail.dkim import DkimSigner
     from digest.metrics.status import Status
 
@@ -95,9 +97,14 @@ FAILURES_IN_A_ROW_MEANING_DOWN = 3
 
 
 class Runtime:
-    def __init__(self, settings: Settings, **engine_options: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, provider_fetch: Fetch | None = None, **engine_options: Any
+    ) -> None:
         self.settings = settings
         self.engine_options = engine_options
+        # What GETs providers' URLs (SNS certificates and confirmations); None: HTTPS.
+        # Tests pass one answering for the hosts outside the machine.
+        self.provider_fetch = provider_fetch
 
     @cached_property
     def engine(self) -> Engine:
@@ -309,6 +316,17 @@ class Runtime:
         with unit_of_work(self.session_factory) as session:
             return self.inbound_mail.receive(session, raw, recipients, now=now or utcnow())
 
+    @cached_property
+    def sns_verifier(self) -> SnsVerifier | None:
+        """Believes SNS messages for ``DIGEST_SES_TOPIC_ARN``; None when it is unset."""
+        # Imported here: cryptography is loaded only by a process that checks signatures.
+        from digest.bounces.sns import SnsVerifier, https_fetch
+
+        topics = self.settings.ses_topic_arns
+        if not topics:
+            return None
+        return SnsVerifier(self.provider_fetch or https_fetch, topics=topics)
+
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.settings.send_lease_seconds)
@@ -349,11 +367,18 @@ class Runtime:
         def flush() -> None:
             nonlocal held, results, renew_at
             moment = clock()
+            bounces = [r.bounce for r in results if r.bounce is not None]
             with unit_of_work(self.session_factory) as session:
                 record_results(session, held, results, now=moment)
+                # With the outcome, so a reader refused for good is bounced before
+                # the next edition is claimed for them.
+                recorded = [
+                    record_event(session, b, now=moment, policy=self.bounce_policy) for b in bounces
+                ]
                 done = {r.delivery_id for r in results}
                 remaining = Lease(held.token, [i for i in held.ids if i not in done])
                 held = renew_lease(session, remaining, now=moment, lease=self.lease)
+            _count_events(bounces, recorded)
             for r in results:
                 batch.outcomes[r.delivery_id] = r.outcome
                 if r.retry_at is not None:
@@ -447,14 +472,54 @@ class Runtime:
         if message is None:
             log.info("notice %s for subscriber %s no longer applies", notice, subscriber_id)
             return False
-        with self.sender.connection() as connection:
-            connection.send(message)
+        try:
+            with self.sender.connection() as connection:
+                connection.send(message)
+        except SendError as exc:
+            # An address change's confirmation goes to the new address, not to the
+            # subscriber's own: its refusal is about whoever has that address, if anyone.
+            bounce = refusal_event(
+                exc,
+                recipient=message.recipient,
+                occurred_at=now or utcnow(),
+                subscriber_id=None if notice == Notice.CONFIRM_EMAIL_CHANGE else subscriber_id,
+                message_id=message.message_id,
+            )
+            if bounce is not None:
+                self.record_mail_events([bounce], now=now)
+            raise
         log.info("sent %s notice to subscriber %s", notice, subscriber_id)
         return True
+
+    def record_mail_events(
+        self, events: Sequence[MailEvent], *, now: datetime | None = None
+    ) -> list[RecordedEvent | None]:
+        """Store mail events and apply the bounce policy, in one unit of work (what
+        the bounce mailbox and the provider webhooks hand over); None for an event
+        about nobody we know."""
+        moment = now or utcnow()
+        with unit_of_work(self.session_factory) as session:
+            recorded = [
+                record_event(session, event, now=moment, policy=self.bounce_policy)
+                for event in events
+            ]
+        _count_events(events, recorded)
+        return recorded
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def _count_events(events: Sequence[MailEvent], recorded: Sequence[RecordedEvent | None]) -> None:
+    """Counted once committed: a rolled-back unit of work recorded nothing."""
+    if not events:
+        return
+    from digest.metrics.instruments import mail_event_metrics
+
+    metrics = mail_event_metrics()
+    for event, result in zip(events, recorded, strict=True):
+        metrics.recorded(event, result)
 
 
 def chunks(ids: list[int], size: int) -> list[list[int]]:

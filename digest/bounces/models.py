@@ -35,6 +35,7 @@ class MailEventRecord(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str | None] = mapped_column(String(255), index=True)
-    # When the receiving side says it happened; what the policy's window counts by.
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the receiving side says it happened; what the policy's window and
+    # `digest status` count by.
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""The counters a sending process keeps: messages accepted, SMTP latency, error codes.
+"""The counters a process keeps: messages accepted, SMTP latency, error codes, mail events.
 
 Process-wide, as Prometheus counters are, and built on first use rather than at
 import: ``digest worker --metrics-port`` must set ``PROMETHEUS_MULTIPROC_DIR``
@@ -12,6 +12,8 @@ from functools import cache
 
 from prometheus_client import Counter, Histogram
 
+from digest.bounces.events import MailEvent
+from digest.bounces.recording import RecordedEvent
 from digest.mail.sender import SendError
 
 # From a local sink's milliseconds to a provider's slow second, and timeouts.
@@ -85,3 +87,24 @@ class InboundMetrics:
 @cache
 def inbound_metrics() -> InboundMetrics:
     return InboundMetrics()
+
+
+class MailEventMetrics:
+    """Bounces and complaints as they are recorded, whichever process received them."""
+
+    def __init__(self) -> None:
+        self.events = Counter(
+            "digest_mail_events",
+            "Mail events (bounces, complaints) received, by kind, source and what "
+            "recording them did ('dropped': about no reader we know).",
+            ["kind", "source", "result"],
+        )
+
+    def recorded(self, event: MailEvent, result: RecordedEvent | None) -> None:
+        outcome = "dropped" if result is None else result.action.value
+        self.events.labels(kind=event.kind.value, source=event.source, result=outcome).inc()
+
+
+@cache
+def mail_event_metrics() -> MailEventMetrics:
+    return MailEventMetrics()

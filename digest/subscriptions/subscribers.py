@@ -20,6 +20,7 @@ from sqlalchemy import Connection, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.bounces.models import MailEventRecord
+from digest.bounces.reporting import events_for_export
 from digest.delivery.models import Delivery, DeliveryPaper
 from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
@@ -540,6 +541,8 @@ def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
             }
             for delivery in deliveries
         ],
+        # What receiving systems told us about mail to this address (bounces, complaints).
+        "mail_events": events_for_export(session, subscriber.id),
     }
 
 

@@ -62,6 +62,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_mail_events_message_id"), "mail_events", ["message_id"], unique=False)
     op.create_index(
+        op.f("ix_mail_events_occurred_at"), "mail_events", ["occurred_at"], unique=False
+    )
+    op.create_index(
         "ix_mail_events_subscriber_occurred",
         "mail_events",
         ["subscriber_id", "occurred_at"],
@@ -71,6 +74,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_mail_events_subscriber_occurred", table_name="mail_events")
+    op.drop_index(op.f("ix_mail_events_occurred_at"), table_name="mail_events")
     op.drop_index(op.f("ix_mail_events_message_id"), table_name="mail_events")
     op.drop_index(op.f("ix_mail_events_delivery_id"), table_name="mail_events")
     op.drop_table("mail_events")
