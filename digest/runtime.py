@@ -46,6 +46,8 @@ from digest.delivery.ledger import (
 from digest.delivery.mail_stage import MailItem, failure, load_mail_items, prepare, sent
 from digest.delivery.models import Delivery
 from digest.delivery.rank_stage import Ranked, rank_deliveries
+from digest.inbound.processing import InboundMail, Received
+from digest.inbound.recipients import InboundAddresses, Recipient
 from digest.mail.bounces import BounceAddresses
 from digest.mail.identity import SiteIdentity
 from digest.mail.outgoing import OutgoingMessage
@@ -63,6 +65,8 @@ from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
+    from digest.bounces.sns import Fetch, SnsVerifier
+    from digest.mail.dkim import DkimSigner
     from digest.metrics.status import Status
 
 log = logging.getLogger(__name__)
@@ -93,9 +97,14 @@ FAILURES_IN_A_ROW_MEANING_DOWN = 3
 
 
 class Runtime:
-    def __init__(self, settings: Settings, **engine_options: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, provider_fetch: Fetch | None = None, **engine_options: Any
+    ) -> None:
         self.settings = settings
         self.engine_options = engine_options
+        # What GETs providers' URLs (SNS certificates and confirmations); None: HTTPS.
+        # Tests pass one answering for the hosts outside the machine.
+        self.provider_fetch = provider_fetch
 
     @cached_property
     def engine(self) -> Engine:
@@ -160,9 +169,10 @@ class Runtime:
     def sender(self) -> Sender:
         # Imported here: a worker serving metrics sets up prometheus_client's
         # multiprocess mode before its first import (digest.metrics.instruments).
+        from digest.mail.signing import signing
         from digest.metrics.instruments import mail_metrics
 
-        return SmtpSender(
+        smtp = SmtpSender(
             SmtpConfig.from_url(
                 self.settings.smtp_url,
                 timeout=self.settings.smtp_timeout_seconds,
@@ -171,6 +181,37 @@ class Runtime:
             ),
             observer=mail_metrics(),
         )
+        return signing(smtp, self.dkim_signer)
+
+    @cached_property
+    def dkim_signer(self) -> DkimSigner | None:
+        """The DKIM signer when a key is configured. Its key is read and checked here,
+        so a missing or broken key stops a process at its first email, saying why,
+        instead of sending mail that DMARC would junk."""
+        settings = self.settings
+        if settings.dkim_private_key_file is None:
+            return None
+        from digest.mail.dkim import DkimKey, DkimSigner
+
+        signer = DkimSigner(
+            domain=settings.dkim_domain,
+            selector=settings.dkim_selector,
+            key=DkimKey.read(settings.dkim_private_key_file),
+        )
+        from_domain = self.site.from_domain.encode("idna").decode("ascii").lower()
+        if not (
+            from_domain == signer.domain
+            or from_domain.endswith("." + signer.domain)
+            or signer.domain.endswith("." + from_domain)
+        ):
+            # Valid DKIM, but DMARC (relaxed alignment) wants d= and From to share
+            # their organisational domain; a parent or child of From is the usual case.
+            log.warning(
+                "DKIM signs for %s but mail is From %s: DMARC alignment may fail",
+                signer.domain,
+                from_domain,
+            )
+        return signer
 
     def source_configs(self) -> list[SourceConfig]:
         # Read at each use, not cached: beat and `digest ingest` see an edited file.
@@ -247,6 +288,44 @@ class Runtime:
             soft_limit=self.settings.bounce_soft_limit,
             soft_window=timedelta(days=self.settings.bounce_soft_window_days),
         )
+
+    @cached_property
+    def inbound_addresses(self) -> InboundAddresses:
+        """The addresses `digest inbound` takes mail for (everything else gets 550)."""
+        local_part = self.site.unsubscribe_mailto.rsplit("@", 1)[0]
+        return InboundAddresses(
+            self.bounces,
+            domain=self.site.from_domain,
+            unsubscribe_local_part=local_part,
+            report_addresses=self.settings.inbound_report_address_list,
+        )
+
+    @cached_property
+    def inbound_mail(self) -> InboundMail:
+        policy = self.bounce_policy
+
+        def record(session: Session, event: MailEvent, now: datetime) -> object | None:
+            return record_event(session, event, now=now, policy=policy)
+
+        return InboundMail(self.bounces, self.signer, record)
+
+    def receive_mail(
+        self, raw: bytes, recipients: Sequence[Recipient], *, now: datetime | None = None
+    ) -> Received:
+        """One message `digest inbound` accepted, acted on in one transaction."""
+        with unit_of_work(self.session_factory) as session:
+            return self.inbound_mail.receive(session, raw, recipients, now=now or utcnow())
+
+    @cached_property
+    def sns_verifier(self) -> SnsVerifier | None:
+        """Believes SNS messages for ``DIGEST_SES_TOPIC_ARN``; None when it is unset."""
+        # Imported here: cryptography is loaded only by a process that checks signatures.
+        from digest.bounces.sns import SnsVerifier, https_fetch
+
+        topics = self.settings.ses_topic_arns
+        if not topics:
+            return None
+        return SnsVerifier(self.provider_fetch or https_fetch, topics=topics)
 
     @property
     def lease(self) -> timedelta:

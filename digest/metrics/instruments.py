@@ -56,6 +56,39 @@ def mail_metrics() -> MailMetrics:
     return MailMetrics()
 
 
+class InboundMetrics:
+    """What ``digest inbound`` received: messages by outcome, recipients refused."""
+
+    OUTCOMES = ("bounce", "complaint", "unsubscribe", "dropped")
+
+    def __init__(self) -> None:
+        self.messages = Counter(
+            "digest_inbound_messages",
+            "Messages digest inbound accepted, by what they did: bounce, complaint, "
+            "unsubscribe, or dropped (not a report, names nothing we signed, unreadable).",
+            ["outcome"],
+        )
+        # Every outcome from 0, so a rate() has a series before the first message.
+        for outcome in self.OUTCOMES:
+            self.messages.labels(outcome=outcome)
+        self.refused = Counter(
+            "digest_inbound_refused_recipients",
+            "RCPT TO addresses refused with 550: not one of ours (spam, relay attempts, "
+            "forged VERP addresses).",
+        )
+
+    def received(self, outcome: str) -> None:
+        self.messages.labels(outcome=outcome).inc()
+
+    def refused_recipient(self) -> None:
+        self.refused.inc()
+
+
+@cache
+def inbound_metrics() -> InboundMetrics:
+    return InboundMetrics()
+
+
 class MailEventMetrics:
     """Bounces and complaints as they are recorded, whichever process received them."""
 

@@ -449,16 +449,19 @@ def resubscribe(subscriber: Subscriber, *, now: datetime) -> bool:
     return True
 
 
-def request_email_change(session: Session, subscriber: Subscriber, new_email: str) -> NoticeDue:
+def request_email_change(
+    session: Session, subscriber: Subscriber, new_email: str, *, smtputf8: bool = True
+) -> NoticeDue:
     """Remember ``new_email`` until its owner confirms it from the link sent there.
 
     Whether another subscriber has the address is not even looked up: the request
     does the same work and the page says the same whether it is free or taken, so
     no subscriber can test a stranger's address. The notice is chosen when sent
     (:mod:`digest.subscriptions.notices`): a taken address gets a note that
-    someone asked, with no link, a free one the confirmation link.
+    someone asked, with no link, a free one the confirmation link. ``smtputf8``: the
+    mail server can carry a local part beyond ASCII (see :func:`normalise_email`).
     """
-    address = normalise_email(new_email)
+    address = normalise_email(new_email, smtputf8=smtputf8)
     if address == subscriber.email:
         raise SubscriberError(f"{address} is already your address")
     subscriber.pending_email = address

@@ -37,6 +37,8 @@ from digest.web.routes import ROUTERS
 from digest.web.security_headers import SECURITY_HEADERS, SecurityHeaders
 
 if TYPE_CHECKING:
+    from digest.bounces.sns import Fetch
+
     # A type only: create_app imports workers.app when it builds the celery app itself.
     from workers.app import DigestCelery
 
@@ -66,10 +68,15 @@ def metrics_registry(runtime: Runtime) -> CollectorRegistry:
     return registry
 
 
-def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, celery: Celery | None = None, *, provider_fetch: Fetch | None = None
+) -> FastAPI:
+    """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates):
+    tests pass one, the default is HTTPS."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
+        provider_fetch=provider_fetch,
         **(
             {}
             if sqlite
