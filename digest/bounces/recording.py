@@ -85,15 +85,19 @@ def _find_subscriber(session: Session, event: MailEvent) -> tuple[int | None, Su
         )
         if subscriber_id is not None:
             return event.delivery_id, session.get(Subscriber, subscriber_id)
+    address = event.recipient.strip().strip("<>").strip().lower()
     if event.subscriber_id is not None:
         found = session.get(Subscriber, event.subscriber_id)
-        if found is not None:
+        # A notice about an address change goes to the new address, under the
+        # subscriber's own bounce address: its bounce is about whoever has the new
+        # address (if anyone), not about this subscriber.
+        about_new_address = bool(address) and address == found.pending_email if found else False
+        if found is not None and not about_new_address:
             return None, found
-    address = event.recipient.strip().strip("<>").strip()
     if not address:
         return None, None
     # Stored addresses are lower-cased (normalise_email), so this uses the unique index.
-    return None, session.scalar(select(Subscriber).where(Subscriber.email == address.lower()))
+    return None, session.scalar(select(Subscriber).where(Subscriber.email == address))
 
 
 def _same_event(session: Session, event: MailEvent, delivery_id: int | None) -> int | None:
@@ -123,11 +127,15 @@ def _apply(
     *,
     now: datetime,
 ) -> Action:
-    if event.kind == EventKind.COMPLAINT:
-        return Action.UNSUBSCRIBED if unsubscribe(session, subscriber, now=now) else Action.RECORDED
     if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.UNSUBSCRIBED):
-        # Mail has already stopped; an unsubscribe the reader asked for stays theirs.
+        # Mail has already stopped, and the state that stopped it stays: an unsubscribe
+        # the reader asked for stays theirs, and a bounced reader comes back only
+        # through a fresh confirmation (an unsubscribed one could resubscribe from
+        # an old link without one).
         return Action.RECORDED
+    if event.kind == EventKind.COMPLAINT:
+        unsubscribe(session, subscriber, now=now)
+        return Action.UNSUBSCRIBED
     if event.kind == EventKind.SOFT_BOUNCE and _soft_bounces(session, policy, subscriber, event) < (
         policy.soft_limit
     ):

@@ -258,3 +258,31 @@ def test_erasing_a_reader_erases_their_events(session: Session) -> None:
         ).all()
         == []
     )
+
+
+def test_a_complaint_about_a_bounced_reader_keeps_them_bounced(session: Session) -> None:
+    # Unsubscribed, they could come back from an old resubscribe link without opt-in.
+    reader = make_subscriber(session, status=SubscriberStatus.BOUNCED)
+
+    recorded = record_event(
+        session, event(EventKind.COMPLAINT, reader.email, source="arf"), now=NOW, policy=POLICY
+    )
+
+    assert recorded is not None and recorded.action == Action.RECORDED
+    assert status_of(session, reader) == SubscriberStatus.BOUNCED
+    assert len(stored(session, reader)) == 1
+
+
+def test_a_bounce_of_an_address_change_notice_is_not_the_subscribers(session: Session) -> None:
+    # The notice went to the new address under the subscriber's own bounce address.
+    reader = make_subscriber(session, pending_email="typo@example.org")
+
+    recorded = record_event(
+        session,
+        event(EventKind.HARD_BOUNCE, "Typo@example.org", subscriber_id=reader.id),
+        now=NOW,
+        policy=POLICY,
+    )
+
+    assert recorded is None
+    assert status_of(session, reader) == SubscriberStatus.ACTIVE
