@@ -55,7 +55,7 @@ def record_event(
     delivery_id, subscriber = _find_subscriber(session, event)
     if subscriber is None:
         return None
-    earlier = _same_event(session, event, delivery_id)
+    earlier = _same_event(session, event, delivery_id, subscriber.id)
     if earlier is not None:
         return RecordedEvent(earlier, subscriber.id, Action.DUPLICATE)
     record = MailEventRecord(
@@ -100,12 +100,17 @@ def _find_subscriber(session: Session, event: MailEvent) -> tuple[int | None, Su
     return None, session.scalar(select(Subscriber).where(Subscriber.email == address))
 
 
-def _same_event(session: Session, event: MailEvent, delivery_id: int | None) -> int | None:
+def _same_event(
+    session: Session, event: MailEvent, delivery_id: int | None, subscriber_id: int
+) -> int | None:
     """The id of this event stored before, when the source names the message: a
-    retried webhook or a report mailed twice must not be counted twice."""
+    retried webhook or a report mailed twice must not be counted twice. Per reader:
+    one report about a message sent to several (SES names each recipient) is one
+    event for each of them."""
     if event.message_id is None and delivery_id is None:
         return None
     query = select(MailEventRecord.id).where(
+        MailEventRecord.subscriber_id == subscriber_id,
         MailEventRecord.source == event.source[:32],
         MailEventRecord.kind == event.kind,
         MailEventRecord.status == event.status[:16]

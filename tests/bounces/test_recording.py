@@ -241,6 +241,20 @@ def test_the_same_report_twice_is_stored_and_counted_once(session: Session) -> N
     assert other is not None and other.action == Action.COUNTED
 
 
+def test_one_report_about_several_recipients_bounces_each_of_them(session: Session) -> None:
+    # SES's "bounce without DSN" example names two recipients of one message.
+    jane, richard = make_subscriber(session), make_subscriber(session)
+    report = [
+        event(EventKind.HARD_BOUNCE, reader.email, source="ses", message_id="<one@example.org>")
+        for reader in (jane, richard)
+    ]
+
+    results = [record_event(session, e, now=NOW, policy=POLICY) for e in report]
+
+    assert [r.action for r in results if r] == [Action.BOUNCED, Action.BOUNCED]
+    assert status_of(session, jane) == status_of(session, richard) == SubscriberStatus.BOUNCED
+
+
 def test_erasing_a_reader_erases_their_events(session: Session) -> None:
     reader = make_subscriber(session)
     delivery = delivery_for(session, reader)
