@@ -23,6 +23,7 @@ import uvicorn
 from config.settings import Settings
 from digest.mail.sink import SmtpSink
 from digest.mail.smtp import SmtpConfig
+from digest.network import is_loopback
 
 log = logging.getLogger("digest.serve")
 
@@ -31,19 +32,6 @@ LOCAL_SMTP = "smtp://127.0.0.1:{port}"
 
 class ServeRefused(Exception):
     """The configuration asks for something ``digest serve`` does not do."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or a name) is reachable only from this machine.
-    A name other than localhost may resolve anywhere."""
-    import ipaddress
-
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def mail_folder(settings: Settings) -> Path:

@@ -1,5 +1,6 @@
-"""The long-running processes: ``digest web``, ``digest worker``, ``digest beat``; and
-``digest send-due``, which hands the due digests to them (or sends in-process)."""
+"""The long-running processes: ``digest web``, ``digest serve``, ``digest worker``,
+``digest beat``; and ``digest send-due``, which hands the due digests to them (or sends
+in-process)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import fail, load_settings, open_celery
+from digest.network import is_loopback
 
 log = logging.getLogger("digest.web")
 
@@ -61,7 +63,6 @@ def send_due(
 def refuse_default_secret_off_loopback(secret_key: str, host: str) -> None:
     """The secret-key rules of ``digest web`` and ``digest serve``."""
     from config.settings import DEFAULT_SECRET_KEY
-    from digest.serve import is_loopback
 
     if secret_key == DEFAULT_SECRET_KEY:
         # The default key is public: whoever can reach the site could sign links

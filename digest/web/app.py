@@ -38,6 +38,8 @@ from digest.web.routes import ROUTERS
 from digest.web.security_headers import SECURITY_HEADERS, SecurityHeaders
 
 if TYPE_CHECKING:
+    from digest.bounces.sns import Fetch
+
     # A type only: create_app imports workers.app when it builds the celery app itself.
     from workers.app import DigestCelery
 
@@ -68,13 +70,20 @@ def metrics_registry(runtime: Runtime) -> CollectorRegistry:
 
 
 def create_app(
-    settings: Settings, celery: Celery | None = None, *, mailbox: Mailbox | None = None
+    settings: Settings,
+    celery: Celery | None = None,
+    *,
+    provider_fetch: Fetch | None = None,
+    mailbox: Mailbox | None = None,
 ) -> FastAPI:
-    """The site. With ``mailbox`` (``digest serve`` only) it also shows, under
-    ``/mailbox``, what the local SMTP sink received; without, there is no such page."""
+    """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates):
+    tests pass one, the default is HTTPS. With ``mailbox`` (``digest serve`` only) the
+    site also shows, under ``/mailbox``, what the local SMTP sink received; without,
+    there is no such page."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
+        provider_fetch=provider_fetch,
         **(
             {}
             if sqlite
