@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from digest.cli.context import fail, load_settings, open_celery
-from digest.network import is_loopback
 
 log = logging.getLogger("digest.web")
 
@@ -63,6 +62,7 @@ def send_due(
 def refuse_default_secret_off_loopback(secret_key: str, host: str) -> None:
     """The secret-key rules of ``digest web`` and ``digest serve``."""
     from config.settings import DEFAULT_SECRET_KEY
+    from digest.network import is_loopback
 
     if secret_key == DEFAULT_SECRET_KEY:
         # The default key is public: whoever can reach the site could sign links
