@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import Settings, get_settings
+from digest.mail.mailbox import Mailbox
 from digest.metrics.collector import StatusCollector
 from digest.runtime import Runtime
 from digest.subscriptions.ratelimit import RateLimiter
@@ -69,10 +70,16 @@ def metrics_registry(runtime: Runtime) -> CollectorRegistry:
 
 
 def create_app(
-    settings: Settings, celery: Celery | None = None, *, provider_fetch: Fetch | None = None
+    settings: Settings,
+    celery: Celery | None = None,
+    *,
+    provider_fetch: Fetch | None = None,
+    mailbox: Mailbox | None = None,
 ) -> FastAPI:
     """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates):
-    tests pass one, the default is HTTPS."""
+    tests pass one, the default is HTTPS. With ``mailbox`` (``digest serve`` only) the
+    site also shows, under ``/mailbox``, what the local SMTP sink received; without,
+    there is no such page."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
@@ -158,4 +165,9 @@ def create_app(
     add_error_pages(app)
     for router in ROUTERS:
         app.include_router(router)
+    if mailbox is not None:
+        from digest.web.routes import mailbox as mailbox_routes
+
+        app.state.mailbox = mailbox
+        app.include_router(mailbox_routes.router)
     return app
