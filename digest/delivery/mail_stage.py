@@ -9,14 +9,15 @@ writes them in small groups (:func:`digest.delivery.ledger.record_results`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from digest.bounces.smtp import refusal_event
+from digest.db.dialects import one_of
 from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import Outcome, Result, RetryPolicy
 from digest.delivery.models import Delivery, DeliveryPaper, SkipReason
@@ -28,6 +29,18 @@ from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
+
+# A long-lived mail process starts its papers over when it has seen this many.
+_KNOWN_PAPERS_LIMIT = 20_000
+_READER_COLUMNS = (
+    Subscriber.id,
+    Subscriber.email,
+    Subscriber.status,
+    Subscriber.interests,
+    Subscriber.frequency,
+    Subscriber.token_version,
+    Subscriber.confirm_nonce,
+)
 
 
 @dataclass(frozen=True)
@@ -42,31 +55,68 @@ class MailItem:
     picks: list[Pick]
 
 
-def load_mail_items(session: Session, delivery_ids: Sequence[int]) -> list[MailItem]:
-    """The deliveries, their readers, stored picks and papers: three queries for a chunk.
+class KnownPapers:
+    """The papers earlier chunks of this process loaded, by id: read again only once
+    changed (``updated_at``), so a chunk reads the papers its readers share once per
+    process, not once per chunk (decoding a paper's JSON columns cost more than
+    composing from it)."""
+
+    def __init__(self, limit: int = _KNOWN_PAPERS_LIMIT) -> None:
+        self._papers: dict[int, Paper] = {}
+        self._limit = limit
+
+    def get(self, session: Session, wanted: Mapping[int, datetime]) -> dict[int, Paper]:
+        """The papers of ``wanted`` (id: its ``updated_at`` as stored now)."""
+        papers = self._papers
+        stale = [
+            i
+            for i, updated in wanted.items()
+            if (p := papers.get(i)) is None or p.updated_at != updated
+        ]
+        if stale:
+            if len(papers) + len(stale) > self._limit:
+                papers.clear()
+                stale = list(wanted)
+            for paper in session.scalars(select(Paper).where(one_of(session, Paper.id, stale))):
+                papers[paper.id] = paper
+        return {i: papers[i] for i in wanted}
+
+
+def load_mail_items(
+    session: Session, delivery_ids: Sequence[int], *, known: KnownPapers | None = None
+) -> list[MailItem]:
+    """The deliveries, their readers, stored picks and papers: three queries for a chunk
+    (two once ``known`` holds its papers).
 
     The objects stay usable after the session closes (nothing is lazy-loaded later).
     """
     if not delivery_ids:
         return []
+    ids = one_of(session, Delivery.id, delivery_ids)
     rows = session.execute(
         select(Delivery.id, Delivery.edition, Delivery.created_at, Delivery.attempts, Subscriber)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.id.in_(delivery_ids))
+        .where(ids)
         .order_by(Delivery.id)
+        # What composing reads of a reader; their lists (authors, categories followed)
+        # are the ranking's, and decoding them was a fifth of loading a chunk.
+        .options(load_only(*_READER_COLUMNS))
     ).all()
     placed = session.execute(
-        select(DeliveryPaper.delivery_id, DeliveryPaper.paper_id, DeliveryPaper.reason)
-        .where(DeliveryPaper.delivery_id.in_(delivery_ids))
+        select(
+            DeliveryPaper.delivery_id,
+            DeliveryPaper.paper_id,
+            DeliveryPaper.reason,
+            Paper.updated_at,
+        )
+        .join(Paper, Paper.id == DeliveryPaper.paper_id)
+        .where(one_of(session, DeliveryPaper.delivery_id, delivery_ids))
         .order_by(DeliveryPaper.delivery_id, DeliveryPaper.position)
     ).all()
     # Each paper once, however many readers it goes to.
-    papers = {
-        p.id: p
-        for p in session.scalars(select(Paper).where(Paper.id.in_({r.paper_id for r in placed})))
-    }
+    papers = (known or KnownPapers()).get(session, {r.paper_id: r.updated_at for r in placed})
     picks: dict[int, list[Pick]] = {}
-    for delivery_id, paper_id, reason in placed:
+    for delivery_id, paper_id, reason, _ in placed:
         picks.setdefault(delivery_id, []).append(
             Pick(paper=papers[paper_id], reason=reason, upvotes=None)
         )

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from digest.db.dialects import copy_rows
 from digest.delivery.ledger import mark_failed, mark_ranked, mark_skipped, queued
 from digest.delivery.models import DeliveryPaper, SkipReason
 from digest.ranking.picks import Empty, Ranker, Selection
@@ -24,6 +24,8 @@ from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
+
+_PLACED_COLUMNS = ("delivery_id", "paper_id", "position", "reason")
 
 
 @dataclass
@@ -63,7 +65,7 @@ def rank_deliveries(
             active.append(delivery)
 
     selections = _select(session, ranker, [readers[d.subscriber_id] for d in active], now=now)
-    placed: list[dict[str, object]] = []
+    placed: list[tuple[int, int, int, str]] = []
     ranked: list[tuple[int, str | None]] = []
     failed: list[tuple[int, str]] = []
     for delivery, selection in zip(active, selections, strict=True):
@@ -75,16 +77,12 @@ def rank_deliveries(
         else:
             ranked.append((delivery.id, selection.note or None))
             placed.extend(
-                {
-                    "delivery_id": delivery.id,
-                    "paper_id": pick.paper.id,
-                    "position": position,
-                    "reason": pick.reason,
-                }
+                (delivery.id, pick.paper.id, position, pick.reason)
                 for position, pick in enumerate(selection.picks)
             )
-    if placed:
-        session.execute(insert(cast(Table, DeliveryPaper.__table__)), placed)
+    # By COPY on PostgreSQL: an executemany INSERT cost a sixth of a chunk's ranking,
+    # for five rows a reader.
+    copy_rows(session, DeliveryPaper, _PLACED_COLUMNS, placed)
     mark_ranked(session, ranked, now=now)
     mark_skipped(session, skipped)
     mark_failed(session, failed)
