@@ -168,7 +168,13 @@ class TrendingRanker:
                     Selection(
                         [
                             explain(
-                                candidates, profile, c.position, c.score, c.relevance, self.embedder
+                                candidates,
+                                profile,
+                                c.position,
+                                c.score,
+                                c.relevance,
+                                self.embedder,
+                                serves=c.serves,
                             )
                             for c in choices
                         ]

@@ -91,7 +91,8 @@ def test_papers_matching_interests_come_first_with_the_reason(session: Session) 
 
     # The compiler paper is not relevant enough to be sent at all.
     assert [p.paper.id for p in picks] == [match.id]
-    assert picks[0].reason == "matches: diffusion, image editing · 2 upvotes · trending +2 today"
+    # Named first: the interest it was picked for (its best match of the two).
+    assert picks[0].reason == "matches: image editing, diffusion · 2 upvotes · trending +2 today"
 
 
 def test_a_phrase_in_order_beats_its_words_scattered(session: Session) -> None:
