@@ -263,7 +263,11 @@ class Runtime:
         if not held.ids:
             return batch
         with unit_of_work(self.session_factory) as session:
-            items = load_mail_items(session, held.ids)
+            items = load_mail_items(
+                session,
+                held.ids,
+                trending_size=self.ranking_config.selection.trending_section_size,
+            )
         policy = self.retry_policy
         # A kill loses what was sent but not recorded: the results waiting for their
         # group plus the messages in flight. Both together stay within the setting.

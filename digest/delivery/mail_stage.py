@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import Outcome, Result, RetryPolicy
-from digest.delivery.models import Delivery, DeliveryPaper, SkipReason
+from digest.delivery.models import Delivery, DeliveryPaper, EditionTrending, SkipReason
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
 from digest.papers.models import Paper
@@ -39,10 +39,15 @@ class MailItem:
     attempts: int
     subscriber: Subscriber
     picks: list[Pick]
+    # The edition's "Trending today" section, less this reader's picks.
+    trending: list[Pick] = field(default_factory=list)
 
 
-def load_mail_items(session: Session, delivery_ids: Sequence[int]) -> list[MailItem]:
-    """The deliveries, their readers, stored picks and papers: three queries for a chunk.
+def load_mail_items(
+    session: Session, delivery_ids: Sequence[int], *, trending_size: int = 0
+) -> list[MailItem]:
+    """The deliveries, their readers, stored picks and papers, and the editions'
+    trending sections (at most ``trending_size`` papers each): four queries for a chunk.
 
     The objects stay usable after the session closes (nothing is lazy-loaded later).
     """
@@ -59,20 +64,37 @@ def load_mail_items(session: Session, delivery_ids: Sequence[int]) -> list[MailI
         .where(DeliveryPaper.delivery_id.in_(delivery_ids))
         .order_by(DeliveryPaper.delivery_id, DeliveryPaper.position)
     ).all()
+    section = (
+        session.execute(
+            select(EditionTrending.edition, EditionTrending.paper_id, EditionTrending.reason)
+            .where(EditionTrending.edition.in_({r.edition for r in rows}))
+            .order_by(EditionTrending.edition, EditionTrending.position)
+        ).all()
+        if trending_size
+        else []
+    )
     # Each paper once, however many readers it goes to.
-    papers = {
-        p.id: p
-        for p in session.scalars(select(Paper).where(Paper.id.in_({r.paper_id for r in placed})))
-    }
+    wanted = {r.paper_id for r in placed} | {r.paper_id for r in section}
+    papers = {p.id: p for p in session.scalars(select(Paper).where(Paper.id.in_(wanted)))}
     picks: dict[int, list[Pick]] = {}
     for delivery_id, paper_id, reason in placed:
         picks.setdefault(delivery_id, []).append(
             Pick(paper=papers[paper_id], reason=reason, upvotes=None)
         )
-    return [
-        MailItem(i, edition, created_at, attempts, subscriber, picks.get(i, []))
-        for i, edition, created_at, attempts, subscriber in rows
-    ]
+    trending: dict[str, list[Pick]] = {}
+    for edition, paper_id, reason in section:
+        trending.setdefault(edition, []).append(
+            Pick(paper=papers[paper_id], reason=reason, upvotes=None)
+        )
+    items = []
+    for i, edition, created_at, attempts, subscriber in rows:
+        own = picks.get(i, [])
+        chosen = {p.paper.id for p in own}
+        others = [p for p in trending.get(edition, []) if p.paper.id not in chosen]
+        items.append(
+            MailItem(i, edition, created_at, attempts, subscriber, own, others[:trending_size])
+        )
+    return items
 
 
 def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> OutgoingMessage | Result:
@@ -99,7 +121,12 @@ def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> Outgo
         )
     try:
         return composer.compose(
-            reader, item.picks, delivery_id=item.delivery_id, edition=item.edition, now=now
+            reader,
+            item.picks,
+            delivery_id=item.delivery_id,
+            edition=item.edition,
+            now=now,
+            trending=item.trending,
         ).outgoing
     except Exception as exc:
         log.exception("delivery %s could not be composed", item.delivery_id)

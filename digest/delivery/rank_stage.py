@@ -18,7 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from digest.delivery.ledger import mark_failed, mark_ranked, mark_skipped, queued
-from digest.delivery.models import DeliveryPaper, SkipReason
+from digest.db.dialects import insert_ignoring_conflicts
+from digest.delivery.models import DeliveryPaper, EditionTrending, SkipReason
 from digest.ranking.picks import Empty, Ranker, Selection
 from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.models import Subscriber
@@ -85,6 +86,8 @@ def rank_deliveries(
             )
     if placed:
         session.execute(insert(cast(Table, DeliveryPaper.__table__)), placed)
+        editions = {d.edition for d in active if d.id in {i for i, _ in ranked}}
+        store_edition_trending(session, editions, ranker=ranker, now=now)
     mark_ranked(session, ranked, now=now)
     mark_skipped(session, skipped)
     mark_failed(session, failed)
@@ -93,6 +96,41 @@ def rank_deliveries(
     result.ranked = [i for i, _ in ranked]
     result.skipped, result.failed = len(skipped), len(failed)
     return result
+
+
+def store_edition_trending(
+    session: Session, editions: set[str], *, ranker: Ranker, now: datetime
+) -> None:
+    """The trending section of each edition that has none yet: chosen once, when the
+    edition's first readers are ranked, and read by the mail stage for all of them.
+
+    Two rank tasks of a new edition may both choose it; the first rows stored win.
+    A failure here costs the section, never a reader's digest.
+    """
+    have = set(
+        session.scalars(
+            select(EditionTrending.edition).where(EditionTrending.edition.in_(editions)).distinct()
+        )
+    )
+    missing = sorted(editions - have)
+    if not missing:
+        return
+    try:
+        picks = ranker.trending(session, now=now)
+    except SQLAlchemyError:
+        raise
+    except Exception:
+        log.exception("the trending section of %s could not be chosen", ", ".join(missing))
+        return
+    rows = [
+        {"edition": edition, "position": position, "paper_id": p.paper.id, "reason": p.reason}
+        for edition in missing
+        for position, p in enumerate(picks)
+    ]
+    if rows:
+        session.execute(
+            insert_ignoring_conflicts(session, EditionTrending, ["edition", "position"]), rows
+        )
 
 
 def _select(

@@ -255,9 +255,7 @@ def _select_personal(
     # categories, and "more / fewer like this".
     extra = config.relevance.author_boost * ((flags & _AUTHOR) > 0).astype(np.float32)
     extra += config.relevance.category_boost * ((flags & _CATEGORY) > 0)
-    extra += _feedback_at(
-        config, n_readers, rows, cols, (more_owners, more), (fewer_owners, fewer)
-    )
+    extra += _feedback_at(config, n_readers, rows, cols, (more_owners, more), (fewer_owners, fewer))
     relevance = np.clip(relevance + extra, 0.0, None)
 
     weights = config.selection

@@ -161,8 +161,12 @@ def test_a_due_digest_is_ranked_mailed_and_recorded(
     bounce = runtime.bounces.read(received["Return-Path"])
     assert bounce is not None and bounce.id == delivery_id
     html = received.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert papers[1].title in html and papers[0].title not in html
-    assert "50 upvotes" in html
+    picked, trending = html.split("Trending today")
+    assert papers[1].title in picked and papers[0].title not in picked
+    assert "50 upvotes" in picked
+    # The edition's trending section: what the reader was not picked, not their picks again.
+    assert papers[0].title in trending and "5 upvotes" in trending
+    assert papers[1].title not in trending and papers[2].title not in trending
     # Redelivered mail task: the row is not ranked any more, nothing is claimed.
     assert runtime.mail_batch([delivery_id], now=NOW).outcomes == {}
     assert len(smtp_sink.files()) == 1
