@@ -17,8 +17,8 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from digest.delivery.ledger import mark_failed, mark_ranked, mark_skipped, queued
 from digest.db.dialects import insert_ignoring_conflicts
+from digest.delivery.ledger import mark_failed, mark_ranked, mark_skipped, queued
 from digest.delivery.models import DeliveryPaper, EditionTrending, SkipReason
 from digest.ranking.picks import Empty, Ranker, Selection
 from digest.subscriptions.choices import SubscriberStatus
