@@ -75,9 +75,14 @@ def test_preview_without_json_prints_one_numbered_pick_with_its_reason_below(
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 4 + 2 + 2 * 3
     assert lines[0].startswith("  1. seed:") and lines[2].startswith("  2. seed:")
     assert lines[1].strip().startswith("matches: image editing")
+    # Then, as the digest ends, the three most trending papers that are not those two.
+    assert lines[4:6] == ["", "Trending today"]
+    assert all(line.startswith("  -  seed:") for line in lines[6::2])
+    picked = {lines[0].split()[1], lines[2].split()[1]}
+    assert not picked & {line.split()[1] for line in lines[6::2]}
 
 
 def test_since_widens_the_window_to_older_papers(sample: dict[str, str], tmp_path: Path) -> None:
