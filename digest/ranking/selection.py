@@ -389,12 +389,9 @@ def _best_per_reader(
         picked, serves = _interest_picks(rows, interests, limits)
         bar = relevance_bar(candidates.config)
         usable = np.isfinite(picked) | (relevance >= bar)
-        # Interest picks first, best first; then the rest by final score.
-        key = np.where(
-            np.isfinite(picked),
-            8.0 - np.clip(np.nan_to_num(picked, posinf=0.0), -7.999, 7.999),
-            16.0 + 8.0 - np.clip(final, -7.999, 7.999),
-        )
+        # Interest picks first, then the rest; each part by final score (so that,
+        # as before, a followed author's paper opens the digest).
+        key = np.where(np.isfinite(picked), 0.0, 16.0) + 8.0 - np.clip(final, -7.999, 7.999)
         rows, cols, final, relevance, serves, key = (
             rows[usable],
             cols[usable],
@@ -429,8 +426,9 @@ def _interest_picks(
     not yet served proposes its best paper not yet taken; for each paper the
     interest that scores it highest gets it, and the others propose their next
     best in the next round. At most ``limit`` papers per reader, the best
-    proposals first. Returns per cell the score it was picked with (NaN if it
-    was not) and the interest it serves (-1).
+    proposals first (when a reader has more interests than room, the interests
+    whose best paper scores highest). Returns per cell the score it was picked
+    with (NaN if it was not) and the interest it serves (-1).
     """
     n_cells, width = interests.shape
     picked = np.full(n_cells, np.nan)
