@@ -279,14 +279,26 @@ def _select_personal(
             for flag in (_AUTHOR, _CATEGORY)
         ]
         interests = np.column_stack([interests, *groups]).astype(np.float64)
+        shared = weights.interest_shared_at
+        strong = np.column_stack([per_phrase >= shared, np.zeros((len(rows), 2), dtype=bool)])
         keep = (relevance >= bar) | np.isfinite(interests).any(axis=1)
     else:
         keep = relevance >= bar
     rows, cols, relevance, final = rows[keep], cols[keep], relevance[keep], final[keep]
     if interests is not None:
-        interests = interests[keep]
+        interests, strong = interests[keep], strong[keep]
+    else:
+        strong = None
     return _best_per_reader(
-        candidates, profiles, rows, cols, final, relevance, interests, phrase_columns=width
+        candidates,
+        profiles,
+        rows,
+        cols,
+        final,
+        relevance,
+        interests,
+        phrase_columns=width,
+        strong=strong,
     )
 
 
@@ -356,6 +368,7 @@ def _best_per_reader(
     interests: np.ndarray | None,
     *,
     phrase_columns: int = 0,
+    strong: np.ndarray | None = None,
 ) -> Cells:
     """Top ``limit`` cells per reader, one per near-duplicate group: with
     ``interests`` (cells x interests, each interest's score where it is served,
@@ -371,6 +384,7 @@ def _best_per_reader(
     rows, cols, final, relevance = rows[order], cols[order], final[order], relevance[order]
     if interests is not None:
         interests = interests[order]
+        strong = strong[order] if strong is not None else None
     group = candidates.duplicate_group_of[cols]
     grouped = np.flatnonzero(group >= 0)
     if grouped.size:
@@ -383,10 +397,11 @@ def _best_per_reader(
         rows, cols, final, relevance = rows[keep], cols[keep], final[keep], relevance[keep]
         if interests is not None:
             interests = interests[keep]
+            strong = strong[keep] if strong is not None else None
     limits = np.fromiter((p.limit for p in profiles), dtype=np.int64, count=len(profiles))
     serves = np.full(len(rows), -1, dtype=np.int64)
     if interests is not None:
-        picked, serves = _interest_picks(rows, interests, limits)
+        picked, serves = _interest_picks(rows, interests, limits, strong)
         bar = relevance_bar(candidates.config)
         usable = np.isfinite(picked) | (relevance >= bar)
         # Interest picks first, then the rest; each part by final score (so that,
@@ -417,7 +432,7 @@ def _best_per_reader(
 
 
 def _interest_picks(
-    rows: np.ndarray, interests: np.ndarray, limits: np.ndarray
+    rows: np.ndarray, interests: np.ndarray, limits: np.ndarray, strong: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each reader's best paper for each of their interests, a paper for one interest.
 
@@ -457,7 +472,7 @@ def _interest_picks(
         key[shortlist],
     )
     taken = np.zeros(n_cells, dtype=bool)
-    served = np.zeros(int(key.max()) + 1, dtype=bool)
+    served = np.zeros(len(limits) * width, dtype=bool)
     counts = np.zeros(len(limits), dtype=np.int64)
     for _ in range(width):
         active = np.flatnonzero(~taken[cell] & ~served[key] & (counts[owner] < limits[owner]))
@@ -478,6 +493,10 @@ def _interest_picks(
         picked[cell[winners]] = score[winners]
         serves[cell[winners]] = interest[winners]
         np.add.at(counts, owner[winners], 1)
+        if strong is not None:
+            # A paper that matches another of the reader's interests this well serves it too.
+            at, also = np.nonzero(strong[cell[winners]])
+            served[owner[winners][at] * width + also] = True
     return picked, serves
 
 
