@@ -261,7 +261,8 @@ def _select_personal(
     weights = config.selection
     trending = candidates.trending[cols]
     final = weights.relevance_weight * relevance + weights.trending_weight * trending
-    interests = None
+    interests: np.ndarray | None = None
+    strong: np.ndarray | None = None
     if weights.serve_every_interest:
         # An interest's score for a paper: that phrase's match (instead of the
         # blend of all) with the other signals, blended with trending; only where
@@ -285,10 +286,8 @@ def _select_personal(
     else:
         keep = relevance >= bar
     rows, cols, relevance, final = rows[keep], cols[keep], relevance[keep], final[keep]
-    if interests is not None:
+    if interests is not None and strong is not None:
         interests, strong = interests[keep], strong[keep]
-    else:
-        strong = None
     return _best_per_reader(
         candidates,
         profiles,
