@@ -2,7 +2,8 @@
 
 Readers of a chunk are ranked together (one pass over the candidates). What
 will be sent is in the ledger before anything is sent: the mail stage composes
-from these rows and never ranks.
+from these rows and never ranks. So is each edition's trending section, chosen
+by the first rank task of the edition (:func:`store_edition_trending`).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def rank_deliveries(
             )
     if placed:
         session.execute(insert(cast(Table, DeliveryPaper.__table__)), placed)
-        editions = {d.edition for d in active if d.id in {i for i, _ in ranked}}
+        ranked_ids = {i for i, _ in ranked}
+        editions = {d.edition for d in active if d.id in ranked_ids}
         store_edition_trending(session, editions, ranker=ranker, now=now)
     mark_ranked(session, ranked, now=now)
     mark_skipped(session, skipped)
