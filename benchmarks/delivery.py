@@ -340,6 +340,34 @@ def delivery_counts(engine: Engine) -> dict[str, int]:
 # -- the digest command line ----------------------------------------------------------
 
 
+DKIM_DOMAIN = "localhost"
+DKIM_SELECTOR = "bench"
+SIGNED = "+dkim"
+
+
+def make_dkim_key(env: Environment, algorithm: str) -> Path:
+    """A key made as an operator makes one (`digest dkim keygen`)."""
+    out = env.folder / "dkim"
+    subprocess.run(
+        digest(
+            "dkim",
+            "keygen",
+            "--domain",
+            DKIM_DOMAIN,
+            "--selector",
+            DKIM_SELECTOR,
+            "--out",
+            str(out),
+            "--algorithm",
+            algorithm,
+        ),
+        env=env.variables(),
+        check=True,
+        capture_output=True,
+    )
+    return out / f"{DKIM_SELECTOR}.{DKIM_DOMAIN}.{algorithm}.pem"
+
+
 def executable(name: str) -> str:
     candidate = VENV_BIN / name
     return str(candidate) if candidate.exists() else shutil.which(name) or name
@@ -357,6 +385,8 @@ class Environment:
     sources_file: Path | None = None
     sources: str = ""
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # A key from `digest dkim keygen`: every email is signed with it.
+    dkim_key: Path | None = None
 
     def variables(self) -> dict[str, str]:
         # A developer's DIGEST_ variables must not change the scenario.
@@ -378,6 +408,12 @@ class Environment:
             env["DIGEST_SOURCES_FILE"] = str(self.sources_file)
         if self.sources:
             env["DIGEST_SOURCES"] = self.sources
+        if self.dkim_key is not None:
+            env.update(
+                DIGEST_DKIM_DOMAIN=DKIM_DOMAIN,
+                DIGEST_DKIM_SELECTOR=DKIM_SELECTOR,
+                DIGEST_DKIM_PRIVATE_KEY_FILE=str(self.dkim_key),
+            )
         return env
 
     def with_(self, **changes: Any) -> Environment:
@@ -834,6 +870,11 @@ def main() -> None:
         default="send-due,send-due-processes,celery",
         help="comma-separated: send-due, send-due-processes (--processes CONCURRENCY), celery",
     )
+    parser.add_argument(
+        "--dkim",
+        choices=["rsa", "ed25519"],
+        help="also run each path DKIM-signing every email with a key of this kind",
+    )
     parser.add_argument("--broker", default=DEFAULT_BROKER, help="redis://… or amqp://…")
     parser.add_argument(
         "--concurrency", type=int, default=2, help="worker processes, send-due --processes"
@@ -892,6 +933,10 @@ def main() -> None:
                 )
             elif semantic and args.cold:
                 print("  --cold: each run's send computes the papers' embeddings first")
+            dkim_key = make_dkim_key(env, args.dkim) if args.dkim else None
+            runs = paths + ([p + SIGNED for p in paths] if dkim_key is not None else [])
+            if dkim_key is not None:
+                print(f"  {SIGNED}: each path again, every email DKIM-signed ({args.dkim})")
             size = measure_digest_size(dbs, env, prep.papers_db)
             print(f"  a real digest is {size:,} bytes on the wire (smtp-source -l {size})")
 
@@ -903,14 +948,23 @@ def main() -> None:
                     "send-due-processes": args.concurrency,
                     "celery": args.concurrency,
                 }
+                if dkim_key is not None:
+                    sessions_of |= {p + SIGNED: n for p, n in sessions_of.items()}
                 ceilings: dict[int, list[float]] = {s: [] for s in sorted({1, 2, args.concurrency})}
                 with smtp_sink(folder) as sink:
                     for repeat in range(args.repeats):
-                        for path in paths:
+                        for path in runs:
+                            signed = path.endswith(SIGNED)
                             db = dbs.create(
-                                f"run{readers}_{repeat}_{path.replace('-', '')}", template
+                                f"run{readers}_{repeat}_{path.replace('-', '').replace('+', '')}",
+                                template,
                             )
-                            run_env = env.with_(database_url=dbs.url(db), smtp_port=sink.port)
+                            run_env = env.with_(
+                                database_url=dbs.url(db),
+                                smtp_port=sink.port,
+                                dkim_key=dkim_key if signed else None,
+                            )
+                            path = path.removesuffix(SIGNED)
                             if path == "send-due":
                                 result = run_send_due(run_env, sink, readers)
                             elif path == "send-due-processes":
@@ -927,6 +981,9 @@ def main() -> None:
                                     stall=args.stall,
                                 )
                             dbs.drop(db)
+                            if signed:
+                                result = replace(result, path=result.path + SIGNED)
+                                path += SIGNED
                             results.append(result)
                             first = (
                                 "-" if result.first_email is None else f"{result.first_email:.1f}s"
@@ -937,7 +994,7 @@ def main() -> None:
                                 f"{'' if result.complete else '  INCOMPLETE'}",
                                 flush=True,
                             )
-                        count = max([r.emails for r in results[-len(paths) :]] + [1])
+                        count = max([r.emails for r in results[-len(runs) :]] + [1])
                         for sessions in ceilings:
                             rate = run_smtp_source(sink, count, sessions, size)
                             ceilings[sessions].append(rate)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # The sender id ending Gmail's Feedback-ID header (empty: the From domain).
     feedback_sender_id: str = ""
     templates_dir: Path = Field(default_factory=packaged_templates_dir)
+    # DKIM: every email is signed when all three are set (see `digest dkim keygen`).
+    # The domain should be the From address's domain, or a parent of it, for DMARC.
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_private_key_file: Path | None = None
 
     # Sources: the file that lists them (None: the packaged config/sources.toml) and,
     # when set, a comma-separated list of the names to run instead of the file's choice.
@@ -78,6 +83,10 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=200, ge=1, le=5000)
     # Attempts at a subscription notice (a digest is retried until it is too late).
     send_max_attempts: int = Field(default=5, ge=1)
+    # Bounce policy (digest.bounces.policy): this many soft bounces within this many
+    # days bounce a reader; a hard bounce does at once.
+    bounce_soft_limit: int = Field(default=3, ge=1)
+    bounce_soft_window_days: int = Field(default=7, ge=1)
 
     # Delivery stages (see digest.delivery.models). A mail task holds the rows it
     # sends for this long, renewing as it goes; a dead worker's rows are claimed
@@ -117,6 +126,23 @@ class Settings(BaseSettings):
     # Confirmation emails to one address: what stops the form bombing an inbox.
     confirm_limit_per_address: str = "1/2minutes;3/day"
 
+    # `digest inbound`: the SMTP server the domain's MX points at, for bounces (DSNs),
+    # abuse reports (ARF) and mailto unsubscribes. A larger message is refused (552).
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = Field(default=2525, ge=1, le=65535)
+    inbound_max_bytes: int = Field(default=2 * 1024 * 1024, ge=64 * 1024)
+    # Comma-separated addresses where feedback loops send abuse reports (besides
+    # postmaster@ and the VERP addresses, which are always taken), e.g. "abuse@lab.example".
+    inbound_report_addresses: str = ""
+    # Provider webhooks for bounces and complaints (digest.web.routes.webhooks).
+    # Amazon SES through SNS: the topic ARNs whose messages /webhooks/ses believes,
+    # comma-separated; empty: the route answers 404.
+    ses_topic_arn: str = ""
+    # Postmark: the HTTP basic auth credentials its webhook is set up to send; both
+    # empty: /webhooks/postmark answers 404.
+    postmark_webhook_user: str = ""
+    postmark_webhook_password: str = ""
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
@@ -136,6 +162,43 @@ class Settings(BaseSettings):
                     "(trusting every client's forwarded headers is what it must not do)"
                 ) from None
         return self
+
+    @model_validator(mode="after")
+    def _dkim_all_or_nothing(self) -> Settings:
+        given = {
+            "DIGEST_DKIM_DOMAIN": bool(self.dkim_domain),
+            "DIGEST_DKIM_SELECTOR": bool(self.dkim_selector),
+            "DIGEST_DKIM_PRIVATE_KEY_FILE": self.dkim_private_key_file is not None,
+        }
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(name for name, present in given.items() if not present)
+            raise ValueError(f"DKIM signing needs all three settings; missing {missing}")
+        return self
+
+    @property
+    def dkim_enabled(self) -> bool:
+        return self.dkim_private_key_file is not None
+
+    @property
+    def inbound_report_address_list(self) -> list[str]:
+        return [a.strip() for a in self.inbound_report_addresses.split(",") if a.strip()]
+
+    @model_validator(mode="after")
+    def _postmark_credentials_whole(self) -> Settings:
+        if bool(self.postmark_webhook_user) != bool(self.postmark_webhook_password):
+            raise ValueError(
+                "DIGEST_POSTMARK_WEBHOOK_USER and DIGEST_POSTMARK_WEBHOOK_PASSWORD go together"
+            )
+        if self.postmark_webhook_password and len(self.postmark_webhook_password) < 16:
+            # Anyone who guesses it can bounce or unsubscribe any reader.
+            raise ValueError("DIGEST_POSTMARK_WEBHOOK_PASSWORD must be at least 16 characters")
+        if ":" in self.postmark_webhook_user:
+            raise ValueError("DIGEST_POSTMARK_WEBHOOK_USER cannot contain ':' (HTTP basic auth)")
+        return self
+
+    @property
+    def ses_topic_arns(self) -> list[str]:
+        return [item.strip() for item in self.ses_topic_arn.split(",") if item.strip()]
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -25,6 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.ranking import RankingConfig, load_ranking_config
 from config.settings import Settings
 from config.sources import SourceConfig, enabled_source_configs, load_source_configs
+from digest.bounces.events import MailEvent
+from digest.bounces.policy import BouncePolicy
+from digest.bounces.recording import RecordedEvent, record_event
+from digest.bounces.smtp import refusal_event
 from digest.clock import utcnow
 from digest.db.engine import make_engine, make_session_factory
 from digest.db.unit_of_work import unit_of_work
@@ -42,6 +46,8 @@ from digest.delivery.ledger import (
 from digest.delivery.mail_stage import MailItem, failure, load_mail_items, prepare, sent
 from digest.delivery.models import Delivery
 from digest.delivery.rank_stage import Ranked, rank_deliveries
+from digest.inbound.processing import InboundMail, Received
+from digest.inbound.recipients import InboundAddresses, Recipient
 from digest.mail.bounces import BounceAddresses
 from digest.mail.identity import SiteIdentity
 from digest.mail.outgoing import OutgoingMessage
@@ -59,6 +65,8 @@ from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
+    from digest.bounces.sns import Fetch, SnsVerifier
+    from digest.mail.dkim import DkimSigner
     from digest.metrics.status import Status
 
 log = logging.getLogger(__name__)
@@ -89,9 +97,14 @@ FAILURES_IN_A_ROW_MEANING_DOWN = 3
 
 
 class Runtime:
-    def __init__(self, settings: Settings, **engine_options: Any) -> None:
+    def __init__(
+        self, settings: Settings, *, provider_fetch: Fetch | None = None, **engine_options: Any
+    ) -> None:
         self.settings = settings
         self.engine_options = engine_options
+        # What GETs providers' URLs (SNS certificates and confirmations); None: HTTPS.
+        # Tests pass one answering for the hosts outside the machine.
+        self.provider_fetch = provider_fetch
 
     @cached_property
     def engine(self) -> Engine:
@@ -156,9 +169,10 @@ class Runtime:
     def sender(self) -> Sender:
         # Imported here: a worker serving metrics sets up prometheus_client's
         # multiprocess mode before its first import (digest.metrics.instruments).
+        from digest.mail.signing import signing
         from digest.metrics.instruments import mail_metrics
 
-        return SmtpSender(
+        smtp = SmtpSender(
             SmtpConfig.from_url(
                 self.settings.smtp_url,
                 timeout=self.settings.smtp_timeout_seconds,
@@ -167,6 +181,37 @@ class Runtime:
             ),
             observer=mail_metrics(),
         )
+        return signing(smtp, self.dkim_signer)
+
+    @cached_property
+    def dkim_signer(self) -> DkimSigner | None:
+        """The DKIM signer when a key is configured. Its key is read and checked here,
+        so a missing or broken key stops a process at its first email, saying why,
+        instead of sending mail that DMARC would junk."""
+        settings = self.settings
+        if settings.dkim_private_key_file is None:
+            return None
+        from digest.mail.dkim import DkimKey, DkimSigner
+
+        signer = DkimSigner(
+            domain=settings.dkim_domain,
+            selector=settings.dkim_selector,
+            key=DkimKey.read(settings.dkim_private_key_file),
+        )
+        from_domain = self.site.from_domain.encode("idna").decode("ascii").lower()
+        if not (
+            from_domain == signer.domain
+            or from_domain.endswith("." + signer.domain)
+            or signer.domain.endswith("." + from_domain)
+        ):
+            # Valid DKIM, but DMARC (relaxed alignment) wants d= and From to share
+            # their organisational domain; a parent or child of From is the usual case.
+            log.warning(
+                "DKIM signs for %s but mail is From %s: DMARC alignment may fail",
+                signer.domain,
+                from_domain,
+            )
+        return signer
 
     def source_configs(self) -> list[SourceConfig]:
         # Read at each use, not cached: beat and `digest ingest` see an edited file.
@@ -237,6 +282,51 @@ class Runtime:
             give_up_weekly=timedelta(hours=settings.send_give_up_after_hours_weekly),
         )
 
+    @cached_property
+    def bounce_policy(self) -> BouncePolicy:
+        return BouncePolicy(
+            soft_limit=self.settings.bounce_soft_limit,
+            soft_window=timedelta(days=self.settings.bounce_soft_window_days),
+        )
+
+    @cached_property
+    def inbound_addresses(self) -> InboundAddresses:
+        """The addresses `digest inbound` takes mail for (everything else gets 550)."""
+        local_part = self.site.unsubscribe_mailto.rsplit("@", 1)[0]
+        return InboundAddresses(
+            self.bounces,
+            domain=self.site.from_domain,
+            unsubscribe_local_part=local_part,
+            report_addresses=self.settings.inbound_report_address_list,
+        )
+
+    @cached_property
+    def inbound_mail(self) -> InboundMail:
+        policy = self.bounce_policy
+
+        def record(session: Session, event: MailEvent, now: datetime) -> object | None:
+            return record_event(session, event, now=now, policy=policy)
+
+        return InboundMail(self.bounces, self.signer, record)
+
+    def receive_mail(
+        self, raw: bytes, recipients: Sequence[Recipient], *, now: datetime | None = None
+    ) -> Received:
+        """One message `digest inbound` accepted, acted on in one transaction."""
+        with unit_of_work(self.session_factory) as session:
+            return self.inbound_mail.receive(session, raw, recipients, now=now or utcnow())
+
+    @cached_property
+    def sns_verifier(self) -> SnsVerifier | None:
+        """Believes SNS messages for ``DIGEST_SES_TOPIC_ARN``; None when it is unset."""
+        # Imported here: cryptography is loaded only by a process that checks signatures.
+        from digest.bounces.sns import SnsVerifier, https_fetch
+
+        topics = self.settings.ses_topic_arns
+        if not topics:
+            return None
+        return SnsVerifier(self.provider_fetch or https_fetch, topics=topics)
+
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.settings.send_lease_seconds)
@@ -281,11 +371,18 @@ class Runtime:
         def flush() -> None:
             nonlocal held, results, renew_at
             moment = clock()
+            bounces = [r.bounce for r in results if r.bounce is not None]
             with unit_of_work(self.session_factory) as session:
                 record_results(session, held, results, now=moment)
+                # With the outcome, so a reader refused for good is bounced before
+                # the next edition is claimed for them.
+                recorded = [
+                    record_event(session, b, now=moment, policy=self.bounce_policy) for b in bounces
+                ]
                 done = {r.delivery_id for r in results}
                 remaining = Lease(held.token, [i for i in held.ids if i not in done])
                 held = renew_lease(session, remaining, now=moment, lease=self.lease)
+            _count_events(bounces, recorded)
             for r in results:
                 batch.outcomes[r.delivery_id] = r.outcome
                 if r.retry_at is not None:
@@ -379,14 +476,54 @@ class Runtime:
         if message is None:
             log.info("notice %s for subscriber %s no longer applies", notice, subscriber_id)
             return False
-        with self.sender.connection() as connection:
-            connection.send(message)
+        try:
+            with self.sender.connection() as connection:
+                connection.send(message)
+        except SendError as exc:
+            # An address change's confirmation goes to the new address, not to the
+            # subscriber's own: its refusal is about whoever has that address, if anyone.
+            bounce = refusal_event(
+                exc,
+                recipient=message.recipient,
+                occurred_at=now or utcnow(),
+                subscriber_id=None if notice == Notice.CONFIRM_EMAIL_CHANGE else subscriber_id,
+                message_id=message.message_id,
+            )
+            if bounce is not None:
+                self.record_mail_events([bounce], now=now)
+            raise
         log.info("sent %s notice to subscriber %s", notice, subscriber_id)
         return True
+
+    def record_mail_events(
+        self, events: Sequence[MailEvent], *, now: datetime | None = None
+    ) -> list[RecordedEvent | None]:
+        """Store mail events and apply the bounce policy, in one unit of work (what
+        the bounce mailbox and the provider webhooks hand over); None for an event
+        about nobody we know."""
+        moment = now or utcnow()
+        with unit_of_work(self.session_factory) as session:
+            recorded = [
+                record_event(session, event, now=moment, policy=self.bounce_policy)
+                for event in events
+            ]
+        _count_events(events, recorded)
+        return recorded
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def _count_events(events: Sequence[MailEvent], recorded: Sequence[RecordedEvent | None]) -> None:
+    """Counted once committed: a rolled-back unit of work recorded nothing."""
+    if not events:
+        return
+    from digest.metrics.instruments import mail_event_metrics
+
+    metrics = mail_event_metrics()
+    for event, result in zip(events, recorded, strict=True):
+        metrics.recorded(event, result)
 
 
 def chunks(ids: list[int], size: int) -> list[list[int]]:

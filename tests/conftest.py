@@ -12,17 +12,21 @@ once per backend, whose rows stay until the module ends.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from config.ranking import load_ranking_config
 from config.settings import Settings
 from digest.db.engine import make_engine
 from digest.db.migrate import upgrade
 from digest.mail.sink import SmtpSink
+from digest.ranking.ranker import TrendingRanker
+from digest.runtime import Runtime
 from tests.services import fresh_postgres_database
 
 
@@ -120,3 +124,27 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 def smtp_sink(tmp_path: Path) -> Iterator[SmtpSink]:
     with SmtpSink(tmp_path / "mail") as sink:
         yield sink
+
+
+@pytest.fixture
+def make_runtime(
+    session: Session, make_settings: Callable[..., Settings]
+) -> Iterator[Callable[..., Runtime]]:
+    """A runtime whose units of work are savepoints of the test's transaction;
+    ``sender`` stands in for SMTP when given."""
+
+    def build(sender: object = None, **overrides: object) -> Runtime:
+        runtime = Runtime(make_settings(**overrides))
+        bind = session.connection()
+        runtime.__dict__["session_factory"] = sessionmaker(
+            bind=bind, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        # Its own ranker: a candidate cache must not outlive a test's rolled-back rows.
+        runtime.__dict__["ranker"] = TrendingRanker(
+            window=timedelta(days=7), config=load_ranking_config()
+        )
+        if sender is not None:
+            runtime.__dict__["sender"] = sender
+        return runtime
+
+    yield build

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import smtplib
 import socket
 import subprocess
 import time
@@ -19,15 +20,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 import yaml
 from sqlalchemy import create_engine, inspect
 
+from config.settings import Settings
+from digest.db.unit_of_work import unit_of_work
 from digest.mail.sink import SmtpSink, free_port
 from digest.processes import VENV_BIN, Process, start_process, stop_all, wait_for
+from digest.runtime import Runtime
+from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.models import Subscriber
 from tests.dockerfile import DOCKERFILE, build_and_final_stages, copied_sources, instructions
+from tests.factories import make_subscriber
 from tests.paths import PROJECT_ROOT
 from tests.services import RedisDatabase, empty_redis_database, fresh_postgres_database
 
@@ -36,8 +44,8 @@ TEST_SECRET = "compose-test-secret-key"
 # Variables that `docker compose` interpolates from the shell / an .env file.
 COMPOSE_VARIABLES = {"DIGEST_SECRET_KEY": TEST_SECRET}
 
-EXPECTED_SERVICES = {"postgres", "redis", "mailpit", "migrate", "web", "worker", "beat"}
-WITH_HEALTHCHECK = {"postgres", "redis", "web", "worker"}
+EXPECTED_SERVICES = {"postgres", "redis", "mailpit", "migrate", "web", "worker", "beat", "inbound"}
+WITH_HEALTHCHECK = {"postgres", "redis", "web", "worker", "inbound"}
 EXPECTED_TABLES = {"papers", "popularity_signals", "subscribers", "deliveries", "delivery_papers"}
 
 
@@ -133,7 +141,7 @@ def test_compose_declares_the_stack() -> None:
     assert "inspect ping" in " ".join(healthcheck_argv(SERVICES["worker"]))
     assert "/health" in " ".join(healthcheck_argv(SERVICES["web"]))
 
-    assert set(BUILT_SERVICES) == {"migrate", "web", "worker", "beat"}
+    assert set(BUILT_SERVICES) == {"migrate", "web", "worker", "beat", "inbound"}
     commands = {name: SERVICES[name]["command"] for name in BUILT_SERVICES}
     assert all(
         isinstance(c, list) and all(isinstance(a, str) for a in c) for c in commands.values()
@@ -144,13 +152,18 @@ def test_compose_declares_the_stack() -> None:
     ]  # fmt: skip
     assert commands["worker"][:2] == ["digest", "worker"]
     assert commands["beat"][:2] == ["digest", "beat"]
+    assert commands["inbound"] == ["digest", "inbound", "--host", "0.0.0.0", "--port", "2525"]
+    # The MX record's port 25 reaches it.
+    assert "25:2525" in [str(p) for p in SERVICES["inbound"]["ports"]]
+    assert "2525" in " ".join(healthcheck_argv(SERVICES["inbound"]))
 
     def condition(service: str, on: str) -> str:
         return str(SERVICES[service]["depends_on"][on]["condition"])
 
     assert condition("migrate", "postgres") == "service_healthy"
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "inbound"):
         assert condition(name, "migrate") == "service_completed_successfully"
+    assert condition("inbound", "postgres") == "service_healthy"
     for name in ("worker", "beat"):
         assert condition(name, "redis") == "service_healthy"
     assert SERVICES["migrate"].get("restart", "no") == "no"
@@ -365,6 +378,49 @@ def check_beat(stack: Stack) -> None:
     assert list((stack.workdir / "data").glob("celerybeat-schedule*")), beat.report()
 
 
+def check_inbound(stack: Stack) -> None:
+    port = free_port()
+    argv = list(SERVICES["inbound"]["command"])
+    argv[argv.index("--port") + 1] = str(port)
+    inbound = stack.start("inbound", argv)
+    check = [arg.replace("2525", str(port)) for arg in native_healthcheck(SERVICES["inbound"])]
+
+    def healthy() -> bool:
+        assert inbound.alive(), inbound.report()
+        return stack.run(check, env=inbound.env, timeout=30).returncode == 0
+
+    assert wait_for(healthy, timeout=60), inbound.report()
+
+    # A reader unsubscribes through their digest's mailto: the service reads the
+    # stack's database and secret key.
+    env = inbound.env
+    runtime = Runtime(
+        Settings.from_values(
+            environment="production",
+            database_url=stack.database_url,
+            secret_key=env["DIGEST_SECRET_KEY"],
+            from_address=env["DIGEST_FROM_ADDRESS"],
+        )
+    )
+    try:
+        with unit_of_work(runtime.session_factory) as session:
+            reader = make_subscriber(session)
+            reader_id = reader.id
+            mailto = runtime.links.unsubscribe(reader).mailto
+        address, _, query = mailto.removeprefix("mailto:").partition("?subject=")
+        mail = f"Subject: {unquote(query)}\r\n\r\n".encode()
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.sendmail("reader@example.org", [address], mail)
+            client.mail("spam@spam.example")
+            assert client.rcpt("anyone@elsewhere.example")[0] == 550
+        with unit_of_work(runtime.session_factory) as session:
+            subscriber = session.get(Subscriber, reader_id)
+            assert subscriber is not None
+            assert subscriber.status == SubscriberStatus.UNSUBSCRIBED, inbound.report()
+    finally:
+        runtime.dispose()
+
+
 @pytest.mark.services
 @pytest.mark.parametrize("name", BUILT_SERVICES)
 def test_service_starts_natively(
@@ -379,6 +435,7 @@ def test_service_starts_natively(
         "web": check_web,
         "worker": check_worker,
         "beat": check_beat,
+        "inbound": check_inbound,
     }
     assert name in checks, f"service {name} is built from our image but has no native check"
     checks[name](stack)

@@ -52,3 +52,25 @@ def test_templates_are_the_packages_unless_digest_templates_dir_says(
     assert Settings(_env_file=None).templates_dir == project_templates
     monkeypatch.setenv("DIGEST_TEMPLATES_DIR", str(tmp_path))
     assert Settings(_env_file=None).templates_dir == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("user", "password", "error"),
+    [
+        ("postmark", "", "go together"),
+        ("", "a-long-enough-password", "go together"),
+        ("postmark", "short", "at least 16"),
+        ("post:mark", "a-long-enough-password", "cannot contain"),
+    ],
+)
+def test_postmark_webhook_credentials_are_whole_and_long(
+    user: str, password: str, error: str
+) -> None:
+    with pytest.raises(ValidationError, match=error):
+        Settings.from_values(postmark_webhook_user=user, postmark_webhook_password=password)
+
+
+def test_ses_topics_are_a_comma_separated_list() -> None:
+    settings = Settings.from_values(ses_topic_arn=" arn:aws:sns:a:1:t , arn:aws:sns:b:2:u,")
+
+    assert settings.ses_topic_arns == ["arn:aws:sns:a:1:t", "arn:aws:sns:b:2:u"]

@@ -39,15 +39,28 @@ def load_settings() -> Settings:
 
 
 def open_runtime() -> Runtime:
-    from config.ranking import RankingConfigError
     from digest.runtime import Runtime
 
-    runtime = Runtime(load_settings())
+    return checked(Runtime(load_settings()))
+
+
+def checked(runtime: Runtime) -> Runtime:
+    """``runtime`` once the files it reads are read: a bad one is one line here, not a
+    traceback at the first send."""
+    from config.ranking import RankingConfigError
+
     try:
-        # Read now: a bad file is one line here, not a traceback at the first send.
         runtime.ranking_config  # noqa: B018
     except RankingConfigError as exc:
         fail(str(exc), 2)
+    if runtime.settings.dkim_enabled:
+        from digest.mail.dkim import DkimError
+
+        try:
+            # A process that cannot sign must not start: unsigned mail fails DMARC.
+            runtime.dkim_signer  # noqa: B018
+        except DkimError as exc:
+            fail(f"DKIM: {exc}", 2)
     return runtime
 
 
@@ -68,4 +81,6 @@ def open_celery() -> DigestCelery:
     # Imported late: building the Celery app is not needed by most commands.
     from workers.app import create_celery
 
-    return create_celery(load_settings())
+    app = create_celery(load_settings())
+    checked(app.runtime)
+    return app

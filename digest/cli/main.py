@@ -7,8 +7,9 @@ import sys
 
 import typer
 
-from digest.cli import demo, ingest, preview, services, status
+from digest.cli import demo, inbound, ingest, preview, services, status
 from digest.cli.db import db_cli
+from digest.cli.dkim import dkim_cli
 from digest.cli.subscribers import subscribers_cli
 
 # Arguments after the command go to celery unchanged.
@@ -21,12 +22,15 @@ cli = typer.Typer(
 )
 cli.add_typer(db_cli, name="db")
 cli.add_typer(subscribers_cli, name="subscribers")
+cli.add_typer(dkim_cli, name="dkim")
 cli.command()(ingest.ingest)
 cli.command()(preview.preview)
 cli.command("send-due")(services.send_due)
 cli.command()(status.status)
 cli.command()(demo.demo)
 cli.command()(services.web)
+cli.command()(services.serve)
+cli.command()(inbound.inbound)
 cli.command(context_settings=_PASS_THROUGH)(services.worker)
 cli.command(context_settings=_PASS_THROUGH)(services.beat)
 

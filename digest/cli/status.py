@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def status() -> None:
-    """Show delivery progress, queue depths and each source's last ingest."""
+    """Show delivery progress, bounces and complaints, queue depths and each source's
+    last ingest."""
     from workers.app import QUEUES
 
     runtime = open_runtime()
@@ -25,7 +26,9 @@ def status() -> None:
 
 
 def status_lines(snapshot: Status) -> list[str]:
+    from digest.bounces.events import EventKind
     from digest.delivery.models import DeliveryStatus
+    from digest.metrics.status import RECENT_EVENTS
 
     lines = ["deliveries (editions of the last 24 h, and anything still pending)"]
     editions = snapshot.editions()
@@ -63,6 +66,14 @@ def status_lines(snapshot: Status) -> list[str]:
             f"last success {success}; {s.runs} runs ({s.failed_runs} failed), "
             f"{s.new} new, {s.updated} updated, {s.unchanged} unchanged, {s.skipped} skipped"
         )
+
+    lines.append(f"bounces and complaints (last {RECENT_EVENTS.days} days)")
+    for kind in EventKind:
+        by_source = sorted((src, n) for (k, src), n in snapshot.mail_events.items() if k == kind)
+        detail = ", ".join(f"{src} {n}" for src, n in by_source)
+        total = sum(n for _, n in by_source)
+        lines.append(f"  {kind.value}: {total}" + (f" ({detail})" if detail else ""))
+    lines.append(f"  bounced readers: {snapshot.bounced_readers}")
     return lines
 
 

@@ -37,46 +37,91 @@ def subscribers_add(
         int, typer.Option(min=1, max=MAX_PAPERS_PER_DIGEST, help="Papers per digest.")
     ] = DEFAULT_PAPERS_PER_DIGEST,
 ) -> None:
-    """Add a subscriber (pending until confirmed, unless --confirmed)."""
+    """Add a subscriber (pending until confirmed, unless --confirmed).
+
+    A bounced address is not added again but asked to confirm again: it is pending
+    until its owner follows the confirmation link mailed to it now.
+    """
     from digest.clock import utcnow
     from digest.db.unit_of_work import unit_of_work
-    from digest.subscriptions.subscribers import SubscriberError, add_subscriber
+    from digest.mail.sender import SendError
+    from digest.subscriptions.subscribers import (
+        Notice,
+        SubscriberError,
+        add_subscriber,
+        find_subscriber,
+        request_subscription,
+        validate_timezone,
+    )
 
     runtime = open_runtime()
+    again: int | None = None
     try:
         with unit_of_work(runtime.session_factory) as session:
-            subscriber = add_subscriber(
-                session,
-                email=email,
-                interests=interests,
-                confirmed=confirmed,
-                frequency=frequency,
-                send_hour=send_hour,
-                timezone=timezone,
-                papers_per_digest=papers,
-                now=utcnow(),
-            )
-            typer.echo(f"added {subscriber.email} ({subscriber.status.value})")
+            known = find_subscriber(session, email)
+            if known is not None and known.status == SubscriberStatus.BOUNCED:
+                if confirmed:
+                    fail(
+                        f"{known.email} bounced; add it without --confirmed to mail it a "
+                        "confirmation link (double opt-in)",
+                        2,
+                    )
+                # A fresh start, as from the form, with this command's preferences.
+                request_subscription(
+                    session, email=email, now=utcnow(), interests=interests, frequency=frequency
+                )
+                known.send_hour = send_hour
+                known.timezone = validate_timezone(timezone)
+                known.papers_per_digest = papers
+                again = known.id
+                typer.echo(f"{known.email} had bounced: pending again until confirmed")
+            else:
+                subscriber = add_subscriber(
+                    session,
+                    email=email,
+                    interests=interests,
+                    confirmed=confirmed,
+                    frequency=frequency,
+                    send_hour=send_hour,
+                    timezone=timezone,
+                    papers_per_digest=papers,
+                    now=utcnow(),
+                )
+                typer.echo(f"added {subscriber.email} ({subscriber.status.value})")
     except SubscriberError as exc:
         fail(str(exc), 2)
+    if again is not None:
+        # After the commit: the link in it confirms the pending row.
+        try:
+            runtime.send_notice(Notice.CONFIRM, again)
+        except SendError as exc:
+            fail(f"the confirmation email was not sent: {exc}", 1)
+        typer.echo("confirmation email sent")
 
 
 @subscribers_cli.command("list")
 def subscribers_list(
     status: Annotated[SubscriberStatus | None, typer.Option(help="Only this status.")] = None,
 ) -> None:
-    """List subscribers: email, status, frequency, send time, interests."""
+    """List subscribers: email, status, frequency, send time, interests; a bounced
+    reader's line ends with the event that bounced them (kind, code, source, date, reason)."""
+    from digest.bounces.reporting import describe, last_events
     from digest.db.unit_of_work import unit_of_work
     from digest.subscriptions.subscribers import list_subscribers
 
     runtime = open_runtime()
     with unit_of_work(runtime.session_factory) as session:
         rows = list_subscribers(session, status=status)
+        bounced = [s.id for s in rows if s.status == SubscriberStatus.BOUNCED]
+        events = last_events(session, bounced)
         for s in rows:
-            typer.echo(
+            line = (
                 f"{s.email}\t{s.status.value}\t{s.frequency.value}\t"
                 f"{s.send_hour:02d}:00 {s.timezone}\t{s.interests}"
             )
+            if s.id in events:
+                line += f"\t{describe(events[s.id])}"
+            typer.echo(line)
         typer.echo(f"{len(rows)} subscriber(s)", err=True)
 
 

@@ -6,6 +6,7 @@ module here lets SQLAlchemy resolve them whichever domain is used first.
 
 from __future__ import annotations
 
+from digest.bounces import models as bounce_models
 from digest.db.base import Base
 from digest.delivery import models as delivery_models
 from digest.papers import models as paper_models
@@ -13,4 +14,4 @@ from digest.subscriptions import models as subscription_models
 
 metadata = Base.metadata
 
-__all__ = ["delivery_models", "metadata", "paper_models", "subscription_models"]
+__all__ = ["bounce_models", "delivery_models", "metadata", "paper_models", "subscription_models"]

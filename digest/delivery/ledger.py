@@ -18,6 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from digest.bounces.events import MailEvent
 from digest.db.dialects import insert_ignoring_conflicts
 from digest.db.limits import IN_LIST_CHUNK
 from digest.delivery.models import PENDING, Delivery, DeliveryStatus, SkipReason
@@ -73,6 +74,8 @@ class Result:
     note: str | None = None
     # For a retry: when the next attempt is due.
     retry_at: datetime | None = None
+    # A refusal that was the reader's bounce, recorded with the outcome.
+    bounce: MailEvent | None = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.bounces.smtp import refusal_event
 from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import Outcome, Result, RetryPolicy
 from digest.delivery.models import Delivery, DeliveryPaper, EditionTrending, SkipReason
@@ -144,14 +145,30 @@ def sent(
     """What the server's answer to one digest makes of its delivery."""
     if error is None:
         return Result(item.delivery_id, Outcome.SENT, message_id=message.message_id)
-    return failure(item, error, policy=policy, now=now)
+    return failure(item, error, policy=policy, now=now, message_id=message.message_id)
 
 
-def failure(item: MailItem, exc: SendError, *, policy: RetryPolicy, now: datetime) -> Result:
-    """A send error's outcome: failed for good if permanent or too late, else a retry."""
+def failure(
+    item: MailItem,
+    exc: SendError,
+    *,
+    policy: RetryPolicy,
+    now: datetime,
+    message_id: str | None = None,
+) -> Result:
+    """A send error's outcome: failed for good if permanent or too late, else a retry.
+    A permanent refusal of the reader's address also carries the bounce it means."""
     if exc.permanent:
         log.warning("delivery %s refused for good: %s", item.delivery_id, exc)
-        return Result(item.delivery_id, Outcome.FAILED, error=str(exc))
+        bounce = refusal_event(
+            exc,
+            recipient=item.subscriber.email,
+            occurred_at=now,
+            delivery_id=item.delivery_id,
+            subscriber_id=item.subscriber.id,
+            message_id=message_id,
+        )
+        return Result(item.delivery_id, Outcome.FAILED, error=str(exc), bounce=bounce)
     if policy.too_late(edition=item.edition, created_at=item.created_at, now=now):
         log.warning("delivery %s given up, edition too old: %s", item.delivery_id, exc)
         return Result(

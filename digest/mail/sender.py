@@ -20,13 +20,23 @@ class SendError(Exception):
 
     ``code`` is the server's reply code when there was a reply (None for a
     timeout, a refused or lost connection); ``str(error)`` holds the code and the
-    server's text.
+    server's text. ``command`` is the SMTP command the reply refused ("MAIL",
+    "RCPT" or "DATA"; None when no command was refused): a refused RCPT is about
+    the recipient's address, a refused MAIL about us (see digest.bounces.smtp).
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        code: int | None = None,
+        command: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.code = code
+        self.command = command
 
 
 # Called once per message as its outcome is known: None when it was accepted.

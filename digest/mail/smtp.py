@@ -164,7 +164,10 @@ class SmtpSession:
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset_after(exc)
             raise SendError(
-                f"{exc.code} {exc.message}", permanent=exc.code >= 500, code=exc.code
+                f"{exc.code} {exc.message}",
+                permanent=exc.code >= 500,
+                code=exc.code,
+                command=_refused_command(exc),
             ) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
@@ -292,6 +295,18 @@ class SmtpSession:
             with suppress(aiosmtplib.SMTPException, OSError):
                 await self._client.quit()
         self._drop()
+
+
+def _refused_command(refusal: aiosmtplib.SMTPResponseException) -> str | None:
+    """Which command of the transaction the reply refused (the refusals are raised as
+    these types by ``_mail``, ``_rcpt`` and ``_data``)."""
+    if isinstance(refusal, aiosmtplib.SMTPSenderRefused):
+        return "MAIL"
+    if isinstance(refusal, aiosmtplib.SMTPRecipientRefused):
+        return "RCPT"
+    if isinstance(refusal, aiosmtplib.SMTPDataError):
+        return "DATA"
+    return None
 
 
 class SmtpConnection:

@@ -1,4 +1,4 @@
-"""The counters a sending process keeps: messages accepted, SMTP latency, error codes.
+"""The counters a process keeps: messages accepted, SMTP latency, error codes, mail events.
 
 Process-wide, as Prometheus counters are, and built on first use rather than at
 import: ``digest worker --metrics-port`` must set ``PROMETHEUS_MULTIPROC_DIR``
@@ -12,6 +12,8 @@ from functools import cache
 
 from prometheus_client import Counter, Histogram
 
+from digest.bounces.events import MailEvent
+from digest.bounces.recording import RecordedEvent
 from digest.mail.sender import SendError
 
 # From a local sink's milliseconds to a provider's slow second, and timeouts.
@@ -52,3 +54,57 @@ class MailMetrics:
 def mail_metrics() -> MailMetrics:
     """This process's counters (a metric registers once per process)."""
     return MailMetrics()
+
+
+class InboundMetrics:
+    """What ``digest inbound`` received: messages by outcome, recipients refused."""
+
+    OUTCOMES = ("bounce", "complaint", "unsubscribe", "dropped")
+
+    def __init__(self) -> None:
+        self.messages = Counter(
+            "digest_inbound_messages",
+            "Messages digest inbound accepted, by what they did: bounce, complaint, "
+            "unsubscribe, or dropped (not a report, names nothing we signed, unreadable).",
+            ["outcome"],
+        )
+        # Every outcome from 0, so a rate() has a series before the first message.
+        for outcome in self.OUTCOMES:
+            self.messages.labels(outcome=outcome)
+        self.refused = Counter(
+            "digest_inbound_refused_recipients",
+            "RCPT TO addresses refused with 550: not one of ours (spam, relay attempts, "
+            "forged VERP addresses).",
+        )
+
+    def received(self, outcome: str) -> None:
+        self.messages.labels(outcome=outcome).inc()
+
+    def refused_recipient(self) -> None:
+        self.refused.inc()
+
+
+@cache
+def inbound_metrics() -> InboundMetrics:
+    return InboundMetrics()
+
+
+class MailEventMetrics:
+    """Bounces and complaints as they are recorded, whichever process received them."""
+
+    def __init__(self) -> None:
+        self.events = Counter(
+            "digest_mail_events",
+            "Mail events (bounces, complaints) received, by kind, source and what "
+            "recording them did ('dropped': about no reader we know).",
+            ["kind", "source", "result"],
+        )
+
+    def recorded(self, event: MailEvent, result: RecordedEvent | None) -> None:
+        outcome = "dropped" if result is None else result.action.value
+        self.events.labels(kind=event.kind.value, source=event.source, result=outcome).inc()
+
+
+@cache
+def mail_event_metrics() -> MailEventMetrics:
+    return MailEventMetrics()

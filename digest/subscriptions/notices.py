@@ -67,6 +67,10 @@ class NoticeComposer:
             context["preferences_url"] = self.links.preferences(subscriber)
             context["paused"] = subscriber.status == SubscriberStatus.PAUSED
         elif notice == Notice.NEW_LINKS:
+            if subscriber.status == SubscriberStatus.BOUNCED:
+                # The address refused our mail for good; only subscribing again
+                # (a fresh confirmation) mails it once more.
+                return None
             context["preferences_url"] = self.links.preferences(subscriber)
         elif notice == Notice.CONFIRM_EMAIL_CHANGE:
             if subscriber.pending_email is None:

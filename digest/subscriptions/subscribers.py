@@ -19,6 +19,8 @@ from psycopg import AsyncConnection
 from sqlalchemy import Connection, CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from digest.bounces.models import MailEventRecord
+from digest.bounces.reporting import events_for_export
 from digest.delivery.models import Delivery, DeliveryPaper
 from digest.subscriptions.choices import (
     DEFAULT_FREQUENCY,
@@ -447,16 +449,19 @@ def resubscribe(subscriber: Subscriber, *, now: datetime) -> bool:
     return True
 
 
-def request_email_change(session: Session, subscriber: Subscriber, new_email: str) -> NoticeDue:
+def request_email_change(
+    session: Session, subscriber: Subscriber, new_email: str, *, smtputf8: bool = True
+) -> NoticeDue:
     """Remember ``new_email`` until its owner confirms it from the link sent there.
 
     Whether another subscriber has the address is not even looked up: the request
     does the same work and the page says the same whether it is free or taken, so
     no subscriber can test a stranger's address. The notice is chosen when sent
     (:mod:`digest.subscriptions.notices`): a taken address gets a note that
-    someone asked, with no link, a free one the confirmation link.
+    someone asked, with no link, a free one the confirmation link. ``smtputf8``: the
+    mail server can carry a local part beyond ASCII (see :func:`normalise_email`).
     """
-    address = normalise_email(new_email)
+    address = normalise_email(new_email, smtputf8=smtputf8)
     if address == subscriber.email:
         raise SubscriberError(f"{address} is already your address")
     subscriber.pending_email = address
@@ -536,6 +541,8 @@ def personal_data(session: Session, subscriber: Subscriber) -> dict[str, Any]:
             }
             for delivery in deliveries
         ],
+        # What receiving systems told us about mail to this address (bounces, complaints).
+        "mail_events": events_for_export(session, subscriber.id),
     }
 
 
@@ -547,6 +554,7 @@ def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     """
     delivery_ids = select(Delivery.id).where(Delivery.subscriber_id == subscriber.id)
     session.execute(delete(Feedback).where(Feedback.subscriber_id == subscriber.id))
+    session.execute(delete(MailEventRecord).where(MailEventRecord.subscriber_id == subscriber.id))
     session.execute(delete(DeliveryPaper).where(DeliveryPaper.delivery_id.in_(delivery_ids)))
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
     session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))

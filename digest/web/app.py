@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import Settings, get_settings
+from digest.mail.mailbox import Mailbox
 from digest.metrics.collector import StatusCollector
 from digest.runtime import Runtime
 from digest.subscriptions.ratelimit import RateLimiter
@@ -37,6 +38,8 @@ from digest.web.routes import ROUTERS
 from digest.web.security_headers import SECURITY_HEADERS, SecurityHeaders
 
 if TYPE_CHECKING:
+    from digest.bounces.sns import Fetch
+
     # A type only: create_app imports workers.app when it builds the celery app itself.
     from workers.app import DigestCelery
 
@@ -66,10 +69,21 @@ def metrics_registry(runtime: Runtime) -> CollectorRegistry:
     return registry
 
 
-def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    celery: Celery | None = None,
+    *,
+    provider_fetch: Fetch | None = None,
+    mailbox: Mailbox | None = None,
+) -> FastAPI:
+    """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates):
+    tests pass one, the default is HTTPS. With ``mailbox`` (``digest serve`` only) the
+    site also shows, under ``/mailbox``, what the local SMTP sink received; without,
+    there is no such page."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
+        provider_fetch=provider_fetch,
         **(
             {}
             if sqlite
@@ -151,4 +165,9 @@ def create_app(settings: Settings, celery: Celery | None = None) -> FastAPI:
     add_error_pages(app)
     for router in ROUTERS:
         app.include_router(router)
+    if mailbox is not None:
+        from digest.web.routes import mailbox as mailbox_routes
+
+        app.state.mailbox = mailbox
+        app.include_router(mailbox_routes.router)
     return app

@@ -20,6 +20,11 @@ def test_status_before_anything_ran(env: dict[str, str], tmp_path: Path) -> None
         "  no broker: tasks run in process",
         "ingest",
         "  no runs yet",
+        "bounces and complaints (last 7 days)",
+        "  hard_bounce: 0",
+        "  soft_bounce: 0",
+        "  complaint: 0",
+        "  bounced readers: 0",
     ]
 
 

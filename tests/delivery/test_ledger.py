@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from config.ranking import load_ranking_config
-from config.settings import Settings
 from digest.delivery.compose import Composed
 from digest.delivery.ledger import (
     Outcome,
@@ -82,28 +81,6 @@ class FakeSender:
             if error is None:
                 self.sent.append(BytesParser(policy=default).parsebytes(message.data))
             on_result(message, error)
-
-
-@pytest.fixture
-def make_runtime(
-    session: Session, make_settings: Callable[..., Settings]
-) -> Iterator[Callable[..., Runtime]]:
-    """A runtime whose units of work are savepoints of the test's transaction."""
-    runtimes: list[Runtime] = []
-
-    def build(sender: object = None, **overrides: object) -> Runtime:
-        runtime = Runtime(make_settings(**overrides))
-        bind = session.connection()
-        runtime.__dict__["session_factory"] = sessionmaker(
-            bind=bind, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
-        runtime.__dict__["ranker"] = ranker()
-        if sender is not None:
-            runtime.__dict__["sender"] = sender
-        runtimes.append(runtime)
-        return runtime
-
-    yield build
 
 
 def status(session: Session, delivery_id: int) -> Delivery:

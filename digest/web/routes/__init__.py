@@ -12,6 +12,7 @@ from digest.web.routes import (
     preferences,
     subscribe,
     unsubscribe,
+    webhooks,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -22,4 +23,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     preferences.router,
     feedback.router,
     unsubscribe.router,
+    webhooks.router,
 )

@@ -166,7 +166,9 @@ async def email_post(
     def change(session: Session) -> HTMLResponse:
         subscriber = form.holder(session)
         try:
-            outcome = request_email_change(session, subscriber, new_email)
+            outcome = request_email_change(
+                session, subscriber, new_email, smtputf8=settings.smtp_utf8
+            )
         except SubscriberError as exc:
             return view.render(
                 subscriber,

@@ -1,0 +1,1 @@
+"""Inbound mail: bounces, abuse reports and mailto unsubscribes received over SMTP."""
