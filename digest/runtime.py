@@ -379,7 +379,12 @@ class Runtime:
         if not held.ids:
             return batch
         with unit_of_work(self.session_factory) as session:
-            items = load_mail_items(session, held.ids, known=self.known_papers)
+            items = load_mail_items(
+                session,
+                held.ids,
+                known=self.known_papers,
+                trending_size=self.ranking_config.selection.trending_section_size,
+            )
         policy = self.retry_policy
         composer = self.composer
         # A kill loses what was sent but not recorded: the results waiting for their

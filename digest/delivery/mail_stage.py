@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from digest.bounces.smtp import refusal_event
 from digest.db.dialects import one_of
 from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import Outcome, Result, RetryPolicy
-from digest.delivery.models import Delivery, DeliveryPaper, SkipReason
+from digest.delivery.models import Delivery, DeliveryPaper, EditionTrending, SkipReason
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
 from digest.papers.models import Paper
@@ -53,6 +53,8 @@ class MailItem:
     attempts: int
     subscriber: Subscriber
     picks: list[Pick]
+    # The edition's "Trending today" section, less this reader's picks.
+    trending: list[Pick] = field(default_factory=list)
 
 
 class KnownPapers:
@@ -83,10 +85,15 @@ class KnownPapers:
 
 
 def load_mail_items(
-    session: Session, delivery_ids: Sequence[int], *, known: KnownPapers | None = None
+    session: Session,
+    delivery_ids: Sequence[int],
+    *,
+    known: KnownPapers | None = None,
+    trending_size: int = 0,
 ) -> list[MailItem]:
-    """The deliveries, their readers, stored picks and papers: three queries for a chunk
-    (two once ``known`` holds its papers).
+    """The deliveries, their readers, stored picks and papers, and the editions'
+    trending sections (at most ``trending_size`` papers each): four queries for a chunk
+    (three once ``known`` holds its papers).
 
     The objects stay usable after the session closes (nothing is lazy-loaded later).
     """
@@ -113,17 +120,44 @@ def load_mail_items(
         .where(one_of(session, DeliveryPaper.delivery_id, delivery_ids))
         .order_by(DeliveryPaper.delivery_id, DeliveryPaper.position)
     ).all()
+    section = (
+        session.execute(
+            select(
+                EditionTrending.edition,
+                EditionTrending.paper_id,
+                EditionTrending.reason,
+                Paper.updated_at,
+            )
+            .join(Paper, Paper.id == EditionTrending.paper_id)
+            .where(EditionTrending.edition.in_({r.edition for r in rows}))
+            .order_by(EditionTrending.edition, EditionTrending.position)
+        ).all()
+        if trending_size
+        else []
+    )
     # Each paper once, however many readers it goes to.
-    papers = (known or KnownPapers()).get(session, {r.paper_id: r.updated_at for r in placed})
+    wanted = {r.paper_id: r.updated_at for r in placed}
+    wanted.update({r.paper_id: r.updated_at for r in section})
+    papers = (known or KnownPapers()).get(session, wanted)
     picks: dict[int, list[Pick]] = {}
     for delivery_id, paper_id, reason, _ in placed:
         picks.setdefault(delivery_id, []).append(
             Pick(paper=papers[paper_id], reason=reason, upvotes=None)
         )
-    return [
-        MailItem(i, edition, created_at, attempts, subscriber, picks.get(i, []))
-        for i, edition, created_at, attempts, subscriber in rows
-    ]
+    trending: dict[str, list[Pick]] = {}
+    for edition, paper_id, reason, _ in section:
+        trending.setdefault(edition, []).append(
+            Pick(paper=papers[paper_id], reason=reason, upvotes=None)
+        )
+    items = []
+    for i, edition, created_at, attempts, subscriber in rows:
+        own = picks.get(i, [])
+        chosen = {p.paper.id for p in own}
+        others = [p for p in trending.get(edition, []) if p.paper.id not in chosen]
+        items.append(
+            MailItem(i, edition, created_at, attempts, subscriber, own, others[:trending_size])
+        )
+    return items
 
 
 def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> OutgoingMessage | Result:
@@ -150,7 +184,12 @@ def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> Outgo
         )
     try:
         return composer.compose(
-            reader, item.picks, delivery_id=item.delivery_id, edition=item.edition, now=now
+            reader,
+            item.picks,
+            delivery_id=item.delivery_id,
+            edition=item.edition,
+            now=now,
+            trending=item.trending,
         ).outgoing
     except Exception as exc:
         log.exception("delivery %s could not be composed", item.delivery_id)

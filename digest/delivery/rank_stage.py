@@ -2,7 +2,8 @@
 
 Readers of a chunk are ranked together (one pass over the candidates). What
 will be sent is in the ledger before anything is sent: the mail stage composes
-from these rows and never ranks.
+from these rows and never ranks. So is each edition's trending section, chosen
+by the first rank task of the edition (:func:`store_edition_trending`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from digest.db.dialects import copy_rows
+from digest.db.dialects import copy_rows, insert_ignoring_conflicts
 from digest.delivery.ledger import mark_failed, mark_ranked, mark_skipped, queued
-from digest.delivery.models import DeliveryPaper, SkipReason
+from digest.delivery.models import DeliveryPaper, EditionTrending, SkipReason
 from digest.ranking.picks import Empty, Ranker, Selection
 from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.models import Subscriber
@@ -83,6 +84,10 @@ def rank_deliveries(
     # By COPY on PostgreSQL: an executemany INSERT cost a sixth of a chunk's ranking,
     # for five rows a reader.
     copy_rows(session, DeliveryPaper, _PLACED_COLUMNS, placed)
+    if placed:
+        ranked_ids = {i for i, _ in ranked}
+        editions = {d.edition for d in active if d.id in ranked_ids}
+        store_edition_trending(session, editions, ranker=ranker, now=now)
     mark_ranked(session, ranked, now=now)
     mark_skipped(session, skipped)
     mark_failed(session, failed)
@@ -91,6 +96,41 @@ def rank_deliveries(
     result.ranked = [i for i, _ in ranked]
     result.skipped, result.failed = len(skipped), len(failed)
     return result
+
+
+def store_edition_trending(
+    session: Session, editions: set[str], *, ranker: Ranker, now: datetime
+) -> None:
+    """The trending section of each edition that has none yet: chosen once, when the
+    edition's first readers are ranked, and read by the mail stage for all of them.
+
+    Two rank tasks of a new edition may both choose it; the first rows stored win.
+    A failure here costs the section, never a reader's digest.
+    """
+    have = set(
+        session.scalars(
+            select(EditionTrending.edition).where(EditionTrending.edition.in_(editions)).distinct()
+        )
+    )
+    missing = sorted(editions - have)
+    if not missing:
+        return
+    try:
+        picks = ranker.trending(session, now=now)
+    except SQLAlchemyError:
+        raise
+    except Exception:
+        log.exception("the trending section of %s could not be chosen", ", ".join(missing))
+        return
+    rows = [
+        {"edition": edition, "position": position, "paper_id": p.paper.id, "reason": p.reason}
+        for edition in missing
+        for position, p in enumerate(picks)
+    ]
+    if rows:
+        session.execute(
+            insert_ignoring_conflicts(session, EditionTrending, ["edition", "position"]), rows
+        )
 
 
 def _select(

@@ -54,6 +54,9 @@ def digest_context(
         "paper_count": 1,
         "first_title": pick["title"],
         "papers": [render_paper(environment, pick, 1)],
+        # The edition's trending section (compose's tests render one).
+        "trending": [],
+        "trending_heading": "Trending today",
     }
     context.update(overrides)
     return context
