@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from digest.web.routes import (
+    archive,
     confirm,
     feedback,
     health,
@@ -22,4 +23,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     preferences.router,
     feedback.router,
     unsubscribe.router,
+    archive.router,
 )
