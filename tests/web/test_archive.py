@@ -144,3 +144,22 @@ def test_the_days_trending_papers_are_public_as_a_page_and_a_feed_with_nobodys_d
     assert client.get("/trending/2026-13-45").status_code == 404
     assert client.get("/trending/1999-01-01").status_code == 404
     assert mailed.titles
+
+
+def test_every_digest_opens_in_the_browser_from_its_own_link(
+    client: TestClient, web_settings: Settings, smtp_sink: SmtpSink
+) -> None:
+    mailed = mail_a_digest(web_settings)
+    emailed = [m for m in smtp_sink.messages() if m["To"] == mailed.reader.email][-1]
+    links = {}
+    for subtype in ("html", "plain"):
+        part = emailed.get_body((subtype,)).get_content()  # type: ignore[union-attr]
+        found = re.search(r"https://digest\.example\.org/digests/[A-Za-z0-9._-]+", part)
+        assert found is not None, f"no View in browser link in the {subtype} part"
+        links[subtype] = found.group(0)
+    assert "View in browser" in emailed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+    page = client.get(links["html"].removeprefix(web_settings.base_url))
+
+    assert page.status_code == 200
+    assert all(title in page.text for title in mailed.titles)

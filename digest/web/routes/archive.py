@@ -58,6 +58,7 @@ def digest_html(composer: DigestComposer, digest: SentDigest) -> str:
     message = composer.reference(
         item.subscriber,
         item.picks,
+        delivery_id=item.delivery_id,
         edition=item.edition,
         now=digest.sent_at,
         trending=item.trending,
