@@ -183,6 +183,7 @@ class DigestComposer:
             b"email": email_html,
             b"unsubscribe_token": _token_piece(unsubscribe_token),
             b"preferences_token": preferences_token,
+            b"view_token": _token_piece(links.view_token(subscriber, delivery_id)),
         }
         text = {**html, b"email": email_text}
         interests = subscriber.interests
@@ -240,6 +241,7 @@ class DigestComposer:
         subscriber: Subscriber,
         picks: list[Pick],
         *,
+        delivery_id: int,
         edition: str,
         now: datetime,
         trending: Sequence[Pick] = (),
@@ -270,6 +272,7 @@ class DigestComposer:
             "edition_short_label": edition_short_label(edition),
             "unsubscribe_url": unsubscribe.https_url,
             "preferences_url": self.links.preferences(subscriber),
+            "view_url": self.links.view(subscriber, delivery_id),
             "paper_count": len(picks),
             "first_title": picks[0].paper.shown_title,
             "papers": papers,
@@ -356,6 +359,7 @@ class DigestComposer:
                     holes["unsubscribe_token"]
                 ).https_url,
                 "preferences_url": self.links.preferences_with(holes["preferences_token"]),
+                "view_url": self.links.view_with(holes["view_token"]),
                 "paper_count": paper_count,
                 "papers": [PaperBlock(html=paper, text=paper) for paper in papers],
                 "trending": [

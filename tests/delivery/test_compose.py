@@ -170,7 +170,9 @@ def compose_both(composer: DigestComposer, case: str) -> tuple[EmailMessage, Ema
     fast = composer.compose(
         subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=now, trending=trending
     ).outgoing.data
-    reference = composer.reference(subscriber, chosen, edition=edition, now=now, trending=trending)
+    reference = composer.reference(
+        subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=now, trending=trending
+    )
     sent = outgoing(reference, sender=composer.envelope_sender(DELIVERY_ID))
     return parse(fast), parse(sent.data), fast
 
@@ -286,7 +288,11 @@ def test_the_message_id_is_one_per_reader_and_edition(composer: DigestComposer) 
     assert first == f"<digest.2026-11-21.1@{composer.site.from_domain}>"
     assert subscriber.email not in first
     assert (
-        str(composer.reference(subscriber, chosen, edition="2026-11-21", now=NOW)["Message-ID"])
+        str(
+            composer.reference(
+                subscriber, chosen, delivery_id=DELIVERY_ID, edition="2026-11-21", now=NOW
+            )["Message-ID"]
+        )
         == first
     )
     with pytest.raises(ValueError):
@@ -375,7 +381,11 @@ def test_the_subject_names_the_top_paper_the_count_and_the_day_on_both_paths(
         fast = composer.compose(
             subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=NOW
         ).outgoing.data
-        reference = outgoing(composer.reference(subscriber, chosen, edition=edition, now=NOW))
+        reference = outgoing(
+            composer.reference(
+                subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=NOW
+            )
+        )
         for data in (fast, reference.data):
             assert parse(data)["Subject"] == subject
             # Written in RFC 2047 encoded words, 7-bit: what any mail system can carry.
