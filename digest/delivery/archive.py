@@ -42,7 +42,7 @@ def sent_digests(
         .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
         .limit(limit)
     ).all()
-    sent_at = {delivery_id: moment for delivery_id, moment in rows}
+    sent_at = {delivery_id: moment for delivery_id, moment in rows if moment is not None}
     items = load_mail_items(session, list(sent_at), trending_size=trending_size)
     digests = [SentDigest(item, sent_at[item.delivery_id]) for item in items if item.picks]
     return sorted(digests, key=lambda d: (d.sent_at, d.item.delivery_id), reverse=True)
