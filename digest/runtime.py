@@ -55,11 +55,19 @@ from digest.mail.rendering import make_environment
 from digest.mail.sender import Sender, SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
 from digest.papers.ingest import Progress, SourceSummary, ingest
+from digest.papers.sources import Item
 from digest.papers.sources.http import Fetcher
 from digest.papers.sources.registry import build_source, make_fetcher, source_for
 from digest.ranking.ranker import TrendingRanker
 from digest.ranking.semantic import Embedder, embed_new_papers, load_embedder
+from digest.subscriptions.library import (
+    ARXIV_IDS_PER_REQUEST,
+    ImportSummary,
+    import_library,
+    parse_library,
+)
 from digest.subscriptions.links import Links
+from digest.subscriptions.models import Subscriber
 from digest.subscriptions.notices import NoticeComposer
 from digest.subscriptions.subscribers import Notice
 from digest.subscriptions.tokens import Signer
@@ -98,13 +106,21 @@ FAILURES_IN_A_ROW_MEANING_DOWN = 3
 
 class Runtime:
     def __init__(
-        self, settings: Settings, *, provider_fetch: Fetch | None = None, **engine_options: Any
+        self,
+        settings: Settings,
+        *,
+        provider_fetch: Fetch | None = None,
+        paper_fetcher: Callable[[], Fetcher] | None = None,
+        **engine_options: Any,
     ) -> None:
         self.settings = settings
         self.engine_options = engine_options
         # What GETs providers' URLs (SNS certificates and confirmations); None: HTTPS.
         # Tests pass one answering for the hosts outside the machine.
         self.provider_fetch = provider_fetch
+        # What builds the fetcher of papers (the sources, a reader's library); None:
+        # the polite HTTP one. Tests pass one answered by recorded responses.
+        self.paper_fetcher = paper_fetcher
 
     @cached_property
     def engine(self) -> Engine:
@@ -221,6 +237,8 @@ class Runtime:
         return enabled_source_configs(self.settings.sources_file, self.settings.sources)
 
     def fetcher(self) -> Fetcher:
+        if self.paper_fetcher is not None:
+            return self.paper_fetcher()
         return make_fetcher(
             site_url=self.settings.base_url,
             timeout=self.settings.fetch_timeout_seconds,
@@ -250,6 +268,34 @@ class Runtime:
         if any(s.new or s.updated for s in summaries):
             self.embed_new_papers(now=moment)
         return summaries
+
+    def fetch_arxiv(self, arxiv_ids: Sequence[str]) -> list[Item]:
+        """The arXiv API's records of these ids (a reader's library), asked for
+        ``ARXIV_IDS_PER_REQUEST`` at a time through the polite fetcher."""
+        # Imported here, as build_source imports each kind: lxml loads when used.
+        from digest.papers.sources.arxiv_api import ArxivApiSource
+
+        fetcher = self.fetcher()
+        try:
+            source = ArxivApiSource(
+                fetcher=fetcher, id_list=arxiv_ids, page_size=ARXIV_IDS_PER_REQUEST
+            )
+            return list(source.fetch())
+        finally:
+            fetcher.close()
+
+    def import_library(
+        self, subscriber_id: int, text: str, *, now: datetime | None = None
+    ) -> ImportSummary:
+        """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers."""
+        parsed = parse_library(text)
+        with unit_of_work(self.session_factory) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+            if subscriber is None:
+                raise LookupError(f"no subscriber {subscriber_id}")
+            return import_library(
+                session, subscriber, parsed, fetch=self.fetch_arxiv, now=now or utcnow()
+            )
 
     def embed_new_papers(self, *, now: datetime | None = None) -> int:
         """Embeddings of the ranking window's new papers, stored at ingest (when semantic

@@ -13,7 +13,7 @@ loop before routing (:mod:`digest.web.one_click`).
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -38,6 +38,7 @@ from digest.web.security_headers import SECURITY_HEADERS, SecurityHeaders
 
 if TYPE_CHECKING:
     from digest.bounces.sns import Fetch
+    from digest.papers.sources.http import Fetcher
 
     # A type only: create_app imports workers.app when it builds the celery app itself.
     from workers.app import DigestCelery
@@ -69,14 +70,20 @@ def metrics_registry(runtime: Runtime) -> CollectorRegistry:
 
 
 def create_app(
-    settings: Settings, celery: Celery | None = None, *, provider_fetch: Fetch | None = None
+    settings: Settings,
+    celery: Celery | None = None,
+    *,
+    provider_fetch: Fetch | None = None,
+    paper_fetcher: Callable[[], Fetcher] | None = None,
 ) -> FastAPI:
-    """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates):
-    tests pass one, the default is HTTPS."""
+    """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates),
+    ``paper_fetcher`` builds what fetches a reader's papers from arXiv: tests pass
+    them, the defaults are HTTPS."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
         provider_fetch=provider_fetch,
+        paper_fetcher=paper_fetcher,
         **(
             {}
             if sqlite
