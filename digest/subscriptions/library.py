@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -224,16 +224,18 @@ class _BibtexReader:
         return low + 1
 
     def next_entry(self) -> int | None:
-        # Text between entries is a comment to BibTeX.
-        found = self.text.find("@", self.position)
-        if found == -1:
+        # Text between entries is a comment to BibTeX; an "@" inside it (an address)
+        # starts nothing, so only one that begins a line is taken for an entry.
+        match = _BIBTEX_START.search(self.text, self.position)
+        if match is None:
             return None
-        self.position = found
-        return found
+        self.position = self.text.index("@", match.start())
+        return self.position
 
     def skip_to_next_entry(self) -> None:
-        match = _BIBTEX_START.search(self.text, self.position + 1)
-        self.position = match.start() if match else len(self.text)
+        # Past the "@" of the entry not understood, to the line after its start.
+        newline = self.text.find("\n", self.position)
+        self.position = len(self.text) if newline == -1 else newline + 1
 
     def entry(self) -> tuple[str, dict[str, str]]:
         self.position += 1  # the "@"
@@ -484,7 +486,7 @@ def import_library(
         except SourceError as exc:
             summary.fetch_error = str(exc)
             records = []
-        store_papers(session, records, source=SOURCE_NAME, now=now)
+        _store_as_published(session, records, now=now)
         known.update(_paper_ids_by_canonical(session, [r.canonical_id for r in records]))
 
     liked = set(
@@ -521,6 +523,22 @@ def references_of(session: Session, subscriber: Subscriber) -> list[Paper]:
             .order_by(Feedback.created_at, Paper.id)
         )
     )
+
+
+def _store_as_published(session: Session, records: list[PaperRecord], *, now: datetime) -> None:
+    """Store papers as first seen when they were published, not now.
+
+    The ranking window is "first seen in the last days": a 2006 paper from someone's
+    library stored as seen today would be news in every reader's next digest.
+    """
+    by_day: dict[datetime, list[PaperRecord]] = {}
+    for record in records:
+        day = now
+        if record.published_on is not None:
+            day = min(now, datetime.combine(record.published_on, time(), tzinfo=UTC))
+        by_day.setdefault(day, []).append(record)
+    for day, stored in sorted(by_day.items()):
+        store_papers(session, stored, source=SOURCE_NAME, now=day)
 
 
 def _canonical(reference: Reference) -> str:
