@@ -62,14 +62,14 @@ from digest.ranking.ranker import TrendingRanker
 from digest.ranking.semantic import Embedder, embed_new_papers, load_embedder
 from digest.subscriptions.library import (
     ARXIV_IDS_PER_REQUEST,
-    ImportSummary,
+    ParsedLibrary,
     import_library,
-    parse_library,
+    missing_arxiv_ids,
+    prefetched,
 )
 from digest.subscriptions.links import Links
-from digest.subscriptions.models import Subscriber
 from digest.subscriptions.notices import NoticeComposer
-from digest.subscriptions.subscribers import Notice
+from digest.subscriptions.subscribers import Notice, find_subscriber
 from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
@@ -285,17 +285,19 @@ class Runtime:
             fetcher.close()
 
     def import_library(
-        self, subscriber_id: int, text: str, *, now: datetime | None = None
-    ) -> ImportSummary:
-        """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers."""
-        parsed = parse_library(text)
+        self, email: str, parsed: ParsedLibrary, *, now: datetime | None = None
+    ) -> list[str]:
+        """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers;
+        what was done, in lines. arXiv is asked between the two transactions."""
         with unit_of_work(self.session_factory) as session:
-            subscriber = session.get(Subscriber, subscriber_id)
+            missing = missing_arxiv_ids(session, parsed)
+        fetch = prefetched(self.fetch_arxiv, missing)
+        with unit_of_work(self.session_factory) as session:
+            subscriber = find_subscriber(session, email)
             if subscriber is None:
-                raise LookupError(f"no subscriber {subscriber_id}")
-            return import_library(
-                session, subscriber, parsed, fetch=self.fetch_arxiv, now=now or utcnow()
-            )
+                raise LookupError(f"no subscriber {email}")
+            summary = import_library(session, subscriber, parsed, fetch=fetch, now=now or utcnow())
+            return summary.lines()
 
     def embed_new_papers(self, *, now: datetime | None = None) -> int:
         """Embeddings of the ranking window's new papers, stored at ingest (when semantic

@@ -75,9 +75,11 @@ class Problem:
 
     line: int
     message: str
+    # Which of several texts read together ("file"), when there were several.
+    where: str = ""
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return f"{self.where + ' ' if self.where else ''}line {self.line}: {self.message}"
 
 
 @dataclass
@@ -94,6 +96,25 @@ def parse_library(text: str) -> ParsedLibrary:
     if any(_RIS_TAG.match(line) and line.startswith("TY") for line in text.splitlines()):
         return parse_ris(text)
     return parse_pasted(text)
+
+
+def parse_libraries(pasted: str, upload: bytes | None) -> ParsedLibrary:
+    """What a form sent: pasted text and an uploaded file, each read on its own
+    (a problem in the file names the file's line)."""
+    parsed = parse_library(pasted)
+    if upload:
+        from_file = parse_library(decode_upload(upload))
+        parsed.references.extend(from_file.references)
+        parsed.problems.extend(Problem(p.line, p.message, where="file") for p in from_file.problems)
+    return parsed
+
+
+def decode_upload(data: bytes) -> str:
+    # Reference managers write UTF-8; older BibTeX files are often Latin-1.
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def parse_pasted(text: str) -> ParsedLibrary:
@@ -511,6 +532,34 @@ def import_library(
         )
         liked.add(paper_id)
     return summary
+
+
+def missing_arxiv_ids(session: Session, parsed: ParsedLibrary) -> list[str]:
+    """The arXiv ids of ``parsed`` (within the limit) that no stored paper has: what
+    an import will ask arXiv for. Read first, so that a web request can ask arXiv
+    outside its transaction (see :func:`prefetched`)."""
+    references = _distinct(parsed.references)[:MAX_REFERENCES]
+    wanted = [_canonical(r) for r in references if r.arxiv_id]
+    known = _paper_ids_by_canonical(session, wanted)
+    return [r.arxiv_id for r in references if r.arxiv_id and _canonical(r) not in known]
+
+
+def prefetched(fetch: FetchArxiv, arxiv_ids: Sequence[str]) -> FetchArxiv:
+    """Asks arXiv now, and answers an import's later request with what it said
+    (or the error it gave), so no database transaction waits on arXiv."""
+    error: SourceError | None = None
+    items: list[Item] = []
+    try:
+        items = list(fetch(arxiv_ids)) if arxiv_ids else []
+    except SourceError as exc:
+        error = exc
+
+    def replay(asked: Sequence[str]) -> Iterable[Item]:
+        if error is not None:
+            raise error
+        return items
+
+    return replay
 
 
 def references_of(session: Session, subscriber: Subscriber) -> list[Paper]:

@@ -159,26 +159,31 @@ def test_an_eprint_of_another_archive_is_not_taken_for_arxiv() -> None:
     assert [p.line for p in parsed.problems] == [1]
 
 
-RIS = """TY  - JOUR
-AU  - Vaswani, Ashish
-TI  - Attention Is All You Need
-UR  - https://arxiv.org/abs/1706.03762v7
-ER  - 
-
-TY  - CONF
-T1  - Proceedings of Workshop AEW10
-N1  - arXiv:1707.08567
-ER  -
-TY  - JOUR
-TI  - A Gravitational Wave Detection
-DO  - 10.1103/PhysRevLett.116.061102
-UR  - https://journals.aps.org/prl/abstract/10.1103/PhysRevLett.116.061102
-ER  - 
-TY  - JOUR
-AU  - Nobody
-ER  - 
-this line is not RIS
-"""
+# Real exporters end a record with "ER  - " (trailing space) or "ER  -".
+RIS = "\n".join(
+    [
+        "TY  - JOUR",
+        "AU  - Vaswani, Ashish",
+        "TI  - Attention Is All You Need",
+        "UR  - https://arxiv.org/abs/1706.03762v7",
+        "ER  - ",
+        "",
+        "TY  - CONF",
+        "T1  - Proceedings of Workshop AEW10",
+        "N1  - arXiv:1707.08567",
+        "ER  -",
+        "TY  - JOUR",
+        "TI  - A Gravitational Wave Detection",
+        "DO  - 10.1103/PhysRevLett.116.061102",
+        "UR  - https://journals.aps.org/prl/abstract/10.1103/PhysRevLett.116.061102",
+        "ER  - ",
+        "TY  - JOUR",
+        "AU  - Nobody",
+        "ER  - ",
+        "this line is not RIS",
+        "",
+    ]
+)
 
 
 def test_ris_records_give_arxiv_links_notes_dois_and_titles() -> None:
