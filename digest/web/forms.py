@@ -121,6 +121,18 @@ async def read_upload_form(
         if "files" in exc.message:
             raise NotAFormField() from None
         raise HTTPException(400, exc.message) from None
+    try:
+        return await _fields_and_file(form, file_field, max_file_bytes, limits)
+    finally:
+        # Spooled to a temporary file by the parser: closed whether or not it is read.
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                await value.close()
+
+
+async def _fields_and_file(
+    form: FormData, file_field: str, max_file_bytes: int, limits: dict[str, int]
+) -> tuple[dict[str, str], bytes | None]:
     fields: dict[str, str] = {}
     upload: bytes | None = None
     for name, value in form.multi_items():
@@ -128,7 +140,6 @@ async def read_upload_form(
             if name != file_field:
                 raise NotAFormField()
             data = await value.read(max_file_bytes + 1)
-            await value.close()
             if len(data) > max_file_bytes:
                 raise UploadTooLarge(max_file_bytes)
             # A file input left empty is sent as a part with no name and no bytes.
