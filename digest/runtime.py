@@ -62,6 +62,7 @@ from digest.ranking.ranker import TrendingRanker
 from digest.ranking.semantic import Embedder, embed_new_papers, load_embedder
 from digest.subscriptions.library import (
     ARXIV_IDS_PER_REQUEST,
+    ImportSummary,
     ParsedLibrary,
     import_library,
     missing_arxiv_ids,
@@ -286,9 +287,9 @@ class Runtime:
 
     def import_library(
         self, email: str, parsed: ParsedLibrary, *, now: datetime | None = None
-    ) -> list[str]:
-        """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers;
-        what was done, in lines. arXiv is asked between the two transactions."""
+    ) -> ImportSummary:
+        """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers.
+        arXiv is asked between the two transactions, so none waits on it."""
         with unit_of_work(self.session_factory) as session:
             missing = missing_arxiv_ids(session, parsed)
         fetch = prefetched(self.fetch_arxiv, missing)
@@ -296,8 +297,7 @@ class Runtime:
             subscriber = find_subscriber(session, email)
             if subscriber is None:
                 raise LookupError(f"no subscriber {email}")
-            summary = import_library(session, subscriber, parsed, fetch=fetch, now=now or utcnow())
-            return summary.lines()
+            return import_library(session, subscriber, parsed, fetch=fetch, now=now or utcnow())
 
     def embed_new_papers(self, *, now: datetime | None = None) -> int:
         """Embeddings of the ranking window's new papers, stored at ingest (when semantic

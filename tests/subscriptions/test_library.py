@@ -387,3 +387,21 @@ def test_an_empty_library_imports_nothing(session: Session, text: str) -> None:
     )
 
     assert (summary.added, summary.not_found, summary.problems) == ([], [], [])
+
+
+def test_a_new_paper_of_the_readers_own_is_not_sent_back_to_them(session: Session) -> None:
+    own = make_paper(session, title="Hot Jupiters in transit surveys", upvotes=500)
+    other = make_paper(session, title="Transit surveys of hot Jupiters, again", upvotes=2)
+    reader = make_subscriber(session, interests="", papers_per_digest=1)
+    ranker = TrendingRanker(window=timedelta(days=7), config=load_ranking_config(), embedder=None)
+    assert [p.paper.id for p in ranker.pick(session, reader, now=NOW).picks] == [own.id]
+
+    import_library(
+        session,
+        reader,
+        parse_library(own.canonical_id.removeprefix("arxiv:")),
+        fetch=fetch_through(arxiv_answering({})),
+        now=NOW,
+    )
+
+    assert [p.paper.id for p in ranker.pick(session, reader, now=NOW).picks] == [other.id]
