@@ -291,6 +291,9 @@ class Runtime:
         """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers.
         arXiv is asked between the two transactions, so none waits on it."""
         with unit_of_work(self.session_factory) as session:
+            # An unknown reader costs no request to arXiv.
+            if find_subscriber(session, email) is None:
+                raise LookupError(f"no subscriber {email}")
             missing = missing_arxiv_ids(session, parsed)
         fetch = prefetched(self.fetch_arxiv, missing)
         with unit_of_work(self.session_factory) as session:
