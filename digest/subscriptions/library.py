@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 
 from sqlalchemy import func, select
@@ -60,6 +60,12 @@ class Reference:
     arxiv_id: str | None = None
     doi: str | None = None
     title: str | None = None
+    # Which of several texts read together ("file"), as for a Problem.
+    where: str = ""
+
+    @property
+    def place(self) -> str:
+        return f"{self.where + ' ' if self.where else ''}line {self.line}"
 
     def describe(self) -> str:
         if self.arxiv_id:
@@ -104,7 +110,7 @@ def parse_libraries(pasted: str, upload: bytes | None) -> ParsedLibrary:
     parsed = parse_library(pasted)
     if upload:
         from_file = parse_library(decode_upload(upload))
-        parsed.references.extend(from_file.references)
+        parsed.references.extend(replace(r, where="file") for r in from_file.references)
         parsed.problems.extend(Problem(p.line, p.message, where="file") for p in from_file.problems)
     return parsed
 
@@ -465,7 +471,7 @@ class ImportSummary:
         if self.not_found:
             said.append(
                 f"{len(self.not_found)} not found: "
-                + "; ".join(f"line {r.line} {_clip(r.describe(), 80)}" for r in self.not_found)
+                + "; ".join(f"{r.place} {_clip(r.describe(), 80)}" for r in self.not_found)
             )
         if self.fetch_error:
             said.append(f"arXiv could not be asked: {self.fetch_error}")

@@ -174,6 +174,7 @@ def test_a_ris_file_with_arxiv_links_is_imported(
     ris = (
         b"TY  - JOUR\r\nTI  - Hot Jupiters\r\n"
         b"UR  - http://arxiv.org/abs/astro-ph/0601001v1\r\nER  - \r\n"
+        b"TY  - JOUR\r\nTI  - A paper nobody ingested\r\nER  - \r\n"
     )
 
     answer = client.post(
@@ -182,7 +183,10 @@ def test_a_ris_file_with_arxiv_links_is_imported(
         files={"library_file": ("export.ris", ris, "application/x-research-info-systems")},
     )
 
-    assert report(answer.text) == ["1 paper(s) added to your references"]
+    assert report(answer.text) == [
+        "1 paper(s) added to your references",
+        "1 not found: file line 5 “A paper nobody ingested”",
+    ]
     assert liked(database_engine, reader) == ["arxiv:astro-ph/0601001"]
 
 

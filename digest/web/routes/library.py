@@ -17,6 +17,7 @@ from digest.papers.models import Paper
 from digest.subscriptions.feedback import withdraw_feedback
 from digest.subscriptions.library import (
     FetchArxiv,
+    ParsedLibrary,
     import_library,
     missing_arxiv_ids,
     parse_libraries,
@@ -33,14 +34,15 @@ async def library_post(
     upload: LibraryForm, view: PreferencesPageDep, arxiv: ArxivDep, transaction: TransactionDep
 ) -> HTMLResponse:
     form = upload.form
-    parsed = parse_libraries(form.fields.get("papers", ""), upload.file)
 
-    def to_fetch(session: Session) -> list[str]:
-        # The form is checked before arXiv is asked anything on its behalf.
+    def to_fetch(session: Session) -> tuple[ParsedLibrary, list[str]]:
+        # The form is checked before arXiv is asked anything on its behalf; a
+        # megabyte of BibTeX is read here, in the thread pool, not on the event loop.
         form.holder(session)
-        return missing_arxiv_ids(session, parsed)
+        parsed = parse_libraries(form.fields.get("papers", ""), upload.file)
+        return parsed, missing_arxiv_ids(session, parsed)
 
-    missing = await transaction(to_fetch)
+    parsed, missing = await transaction(to_fetch)
     fetch: FetchArxiv = await run_in_threadpool(prefetched, arxiv, missing)
 
     def record(session: Session) -> HTMLResponse:
