@@ -277,6 +277,10 @@ class Runtime:
         from digest.papers.sources.arxiv_api import ArxivApiSource
 
         fetcher = self.fetcher()
+        # Someone waits on a page for this: one retry, and never minutes of Retry-After
+        # (a refusal says "arXiv could not be asked", and the import goes on without it).
+        fetcher.max_retries = min(fetcher.max_retries, 1)
+        fetcher.max_retry_after = min(fetcher.max_retry_after, 10.0)
         try:
             source = ArxivApiSource(
                 fetcher=fetcher, id_list=arxiv_ids, page_size=ARXIV_IDS_PER_REQUEST

@@ -43,6 +43,9 @@ def client(web_settings: Settings, arxiv_requests: list[httpx.Request]) -> Itera
 
     def answer(request: httpx.Request) -> httpx.Response:
         arxiv_requests.append(request)
+        if request.url.params.get("id_list") == "2611.99903":
+            # arXiv overloaded, as it answers then: wait an hour.
+            return httpx.Response(503, headers={"Retry-After": "3600"}, text="busy")
         recorded = RECORDED.get(request.url.params.get("id_list", ""))
         if request.url.host != "export.arxiv.org" or recorded is None:
             return httpx.Response(404, text="not recorded")
@@ -266,3 +269,28 @@ def test_a_file_is_taken_only_in_the_library_field_and_only_by_the_library_form(
     for answer in (elsewhere, preferences, removal):
         assert answer.status_code == 400 and "not files" in answer.text
     assert liked(database_engine, reader) == []
+
+
+def test_an_overloaded_arxiv_is_reported_at_once_and_stored_papers_still_added(
+    client: TestClient,
+    web_settings: Settings,
+    database_engine: Engine,
+    arxiv_requests: list[httpx.Request],
+) -> None:
+    reader = make_reader(database_engine)
+    with unit_of_work(make_session_factory(database_engine)) as session:
+        make_paper(session, canonical_id="arxiv:2611.99904", title="Stored already")
+    path = preferences_path(web_settings, reader)
+    token = csrf(client.get(path).text)
+
+    answer = client.post(f"{path}/library", data={"csrf": token, "papers": "2611.99903 2611.99904"})
+
+    lines = report(answer.text)
+    assert lines[:2] == [
+        "1 paper(s) added to your references",
+        "1 not found: line 1 arXiv:2611.99903",
+    ]
+    assert lines[2].startswith("arXiv could not be asked: HTTP 503")
+    assert liked(database_engine, reader) == ["arxiv:2611.99904"]
+    # The reader is not kept waiting an hour, nor through retries.
+    assert len(arxiv_requests) == 1
