@@ -193,16 +193,20 @@ def test_a_ris_file_with_arxiv_links_is_imported(
     assert liked(database_engine, reader) == ["arxiv:astro-ph/0601001"]
 
 
+# Just over the cap (read, then refused), and far over it (refused by its length).
+@pytest.mark.parametrize("padding", [MAX_UPLOAD_BYTES // 10, 3 * MAX_UPLOAD_BYTES // 10])
 def test_a_file_over_the_cap_is_refused_with_a_message_and_nothing_imported(
-    client: TestClient, web_settings: Settings, database_engine: Engine
+    client: TestClient, web_settings: Settings, database_engine: Engine, padding: int
 ) -> None:
     reader = make_reader(database_engine)
     with unit_of_work(make_session_factory(database_engine)) as session:
-        make_paper(session, canonical_id="arxiv:2611.99902")
+        # A paper of its own per case: the module's database keeps its rows.
+        make_paper(session, canonical_id=f"arxiv:2611.{90000 + padding // 100_000}")
     path = preferences_path(web_settings, reader)
     token = csrf(client.get(path).text)
     # Valid BibTeX throughout, padded with comments past the cap.
-    big = b"@misc{a, eprint = {2611.99902}}\n" + b"% padding\n" * (MAX_UPLOAD_BYTES // 10)
+    entry = f"@misc{{a, eprint = {{2611.{90000 + padding // 100_000}}}}}\n".encode()
+    big = entry + b"% padding\n" * padding
 
     answer = client.post(
         f"{path}/library",
