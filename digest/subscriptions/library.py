@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from digest.db.limits import IN_LIST_CHUNK
@@ -523,10 +523,18 @@ def import_library(
             )
         )
     )
+    unresolved = [r for r in references if not (r.arxiv_id and _canonical(r) in known)]
+    by_doi = _paper_ids_by_doi(session, sorted({r.doi for r in unresolved if r.doi}))
+    by_title = _paper_ids_by_title(
+        session,
+        sorted({normalised_title(r.title) for r in unresolved if r.title and r.doi not in by_doi}),
+    )
     for reference in references:
         paper_id = known.get(_canonical(reference)) if reference.arxiv_id else None
-        if paper_id is None:
-            paper_id = _match_stored(session, reference)
+        if paper_id is None and reference.doi:
+            paper_id = by_doi.get(reference.doi)
+        if paper_id is None and reference.title:
+            paper_id = by_title.get(normalised_title(reference.title))
         if paper_id is None:
             summary.not_found.append(reference)
             continue
@@ -633,32 +641,51 @@ def normalised_title(title: str) -> str:
     return " ".join(re.findall(r"\w+", title.casefold()))
 
 
-def _match_stored(session: Session, reference: Reference) -> int | None:
-    if reference.doi:
-        by_doi = session.scalar(
-            select(Paper.id)
-            .where((Paper.doi == reference.doi) | (Paper.canonical_id == f"doi:{reference.doi}"))
+def _paper_ids_by_doi(session: Session, dois: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for offset in range(0, len(dois), IN_LIST_CHUNK):
+        chunk = dois[offset : offset + IN_LIST_CHUNK]
+        by_canonical = {f"doi:{doi}": doi for doi in chunk}
+        for paper_id, doi, canonical_id in session.execute(
+            select(Paper.id, Paper.doi, Paper.canonical_id)
+            .where(Paper.doi.in_(chunk) | Paper.canonical_id.in_(list(by_canonical)))
             .order_by(Paper.id)
-            .limit(1)
-        )
-        if by_doi is not None:
-            return by_doi
-    wanted = normalised_title(reference.title or "")
-    words = wanted.split()
-    if len(words) < 2:
-        # One word ("Introduction") is no evidence of being the same paper.
-        return None
-    # The three longest words, in their order, narrow the candidates in SQL; equality
-    # is decided here.
+        ):
+            key = doi if doi in chunk else by_canonical.get(canonical_id)
+            if key is not None:
+                found.setdefault(key, paper_id)
+    return found
+
+
+# Titles looked for per query: each is one LIKE of a scan over the papers' titles.
+_TITLES_PER_QUERY = 50
+_TITLE_CANDIDATES = 5000
+
+
+def _paper_ids_by_title(session: Session, titles: list[str]) -> dict[str, int]:
+    """Stored papers whose normalised title is one of ``titles`` (normalised).
+
+    No index serves a title search, so titles are looked for fifty to a query, one
+    scan each; LIKE on the longest words (in their order) narrows the candidates and
+    equality is decided here."""
+    found: dict[str, int] = {}
+    wanted = [t for t in titles if len(t.split()) >= 2]  # "Introduction" proves nothing
+    for offset in range(0, len(wanted), _TITLES_PER_QUERY):
+        chunk = set(wanted[offset : offset + _TITLES_PER_QUERY])
+        patterns = [func.lower(Paper.title).like(_title_pattern(t)) for t in sorted(chunk)]
+        for paper_id, title in session.execute(
+            select(Paper.id, Paper.title)
+            .where(or_(*patterns))
+            .order_by(Paper.id)
+            .limit(_TITLE_CANDIDATES)
+        ):
+            normalised = normalised_title(title)
+            if normalised in chunk:
+                found.setdefault(normalised, paper_id)
+    return found
+
+
+def _title_pattern(title: str) -> str:
+    words = title.split()
     longest = set(sorted(range(len(words)), key=lambda i: len(words[i]), reverse=True)[:3])
-    pattern = "%" + "%".join(w for i, w in enumerate(words) if i in longest) + "%"
-    candidates = session.execute(
-        select(Paper.id, Paper.title)
-        .where(func.lower(Paper.title).like(pattern))
-        .order_by(Paper.id)
-        .limit(50)
-    )
-    for paper_id, title in candidates:
-        if normalised_title(title) == wanted:
-            return int(paper_id)
-    return None
+    return "%" + "%".join(w for i, w in enumerate(words) if i in longest) + "%"
