@@ -85,7 +85,9 @@ def main(readers: int) -> None:
         ).outgoing.data
 
     def reference(subscriber: Subscriber, picks: list[Pick]) -> bytes:
-        message = composer.reference(subscriber, picks, edition="2026-11-21", now=now)
+        message = composer.reference(
+            subscriber, picks, delivery_id=1, edition="2026-11-21", now=now
+        )
         return message.as_bytes(policy=WIRE_POLICY)
 
     # Templates loaded and CSS inlined before timing, as in a running worker.

@@ -57,6 +57,9 @@ class SelectionConfig(_Section):
     send_trending_when_nothing_relevant: bool = False
     phrase_candidates: int = Field(default=50, ge=1)
     near_duplicate_similarity: float = Field(default=0.9, gt=0, le=1)
+    serve_every_interest: bool = True
+    interest_shared_at: float = Field(default=0.9, ge=0)
+    trending_section_size: int = Field(default=3, ge=0, le=20)
 
 
 class RankingConfig(_Section):

@@ -43,7 +43,14 @@ from digest.delivery.ledger import (
     record_results,
     renew_lease,
 )
-from digest.delivery.mail_stage import MailItem, failure, load_mail_items, prepare, sent
+from digest.delivery.mail_stage import (
+    KnownPapers,
+    MailItem,
+    failure,
+    load_mail_items,
+    prepare,
+    sent,
+)
 from digest.delivery.models import Delivery
 from digest.delivery.rank_stage import Ranked, rank_deliveries
 from digest.inbound.processing import InboundMail, Received
@@ -54,20 +61,6 @@ from digest.mail.outgoing import OutgoingMessage
 from digest.mail.rendering import make_environment
 from digest.mail.sender import Sender, SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
-from digest.papers.ingest import Progress, SourceSummary, ingest
-from digest.papers.sources import Item
-from digest.papers.sources.http import Fetcher
-from digest.papers.sources.registry import build_source, make_fetcher, source_for
-from digest.ranking.ranker import TrendingRanker
-from digest.ranking.semantic import Embedder, embed_new_papers, load_embedder
-from digest.subscriptions.library import (
-    ARXIV_IDS_PER_REQUEST,
-    ImportSummary,
-    ParsedLibrary,
-    import_library,
-    missing_arxiv_ids,
-    prefetched,
-)
 from digest.subscriptions.links import Links
 from digest.subscriptions.notices import NoticeComposer
 from digest.subscriptions.subscribers import Notice, find_subscriber
@@ -77,6 +70,17 @@ if TYPE_CHECKING:
     from digest.bounces.sns import Fetch, SnsVerifier
     from digest.mail.dkim import DkimSigner
     from digest.metrics.status import Status
+    from digest.papers.ingest import Progress, SourceSummary
+    from digest.papers.sources import Item
+    from digest.papers.sources.http import Fetcher
+    from digest.ranking.ranker import TrendingRanker
+    from digest.ranking.semantic import Embedder
+    from digest.subscriptions.library import ImportSummary, ParsedLibrary
+
+# The ranking (NumPy, SciPy, the ranker's libraries), ingest (HTTP, HTML and LaTeX
+# libraries) and a reader's library import are imported by the methods that use
+# them: a mail-only worker, whose prefork children start from what its main process
+# imported, never loads them.
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +167,11 @@ class Runtime:
         return DigestComposer(self.templates, self.links, self.site, self.bounces)
 
     @cached_property
+    def known_papers(self) -> KnownPapers:
+        # The mail stage's papers, kept from chunk to chunk of this process.
+        return KnownPapers()
+
+    @cached_property
     def notices(self) -> NoticeComposer:
         return NoticeComposer(self.templates, self.links, self.site, self.bounces)
 
@@ -172,10 +181,14 @@ class Runtime:
 
     @cached_property
     def embedder(self) -> Embedder | None:
+        from digest.ranking.semantic import load_embedder
+
         return load_embedder(self.ranking_config.relevance.semantic)
 
     @cached_property
     def ranker(self) -> TrendingRanker:
+        from digest.ranking.ranker import TrendingRanker
+
         return TrendingRanker(
             window=timedelta(days=self.settings.candidate_window_days),
             config=self.ranking_config,
@@ -240,6 +253,8 @@ class Runtime:
     def fetcher(self) -> Fetcher:
         if self.paper_fetcher is not None:
             return self.paper_fetcher()
+        from digest.papers.sources.registry import make_fetcher
+
         return make_fetcher(
             site_url=self.settings.base_url,
             timeout=self.settings.fetch_timeout_seconds,
@@ -254,6 +269,9 @@ class Runtime:
         progress: Progress | None = None,
     ) -> list[SourceSummary]:
         """Ingest one source (a configured name, or a feed URL or path) or every enabled one."""
+        from digest.papers.ingest import ingest
+        from digest.papers.sources.registry import build_source, source_for
+
         fetcher = self.fetcher()
         try:
             sources = (
@@ -275,6 +293,7 @@ class Runtime:
         ``ARXIV_IDS_PER_REQUEST`` at a time through the polite fetcher."""
         # Imported here, as build_source imports each kind: lxml loads when used.
         from digest.papers.sources.arxiv_api import ArxivApiSource
+        from digest.subscriptions.library import ARXIV_IDS_PER_REQUEST
 
         fetcher = self.fetcher()
         # Someone waits on a page for this: one retry, and never minutes of Retry-After
@@ -294,6 +313,8 @@ class Runtime:
     ) -> ImportSummary:
         """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers.
         arXiv is asked between the two transactions, so none waits on it."""
+        from digest.subscriptions.library import import_library, missing_arxiv_ids, prefetched
+
         with unit_of_work(self.session_factory) as session:
             # An unknown reader costs no request to arXiv.
             if find_subscriber(session, email) is None:
@@ -316,6 +337,8 @@ class Runtime:
             embedder = self.embedder
             if embedder is None:
                 return 0
+            from digest.ranking.semantic import embed_new_papers
+
             with unit_of_work(self.session_factory) as session:
                 count = embed_new_papers(
                     session, embedder, start=moment - self.ranker.window, end=moment
@@ -397,9 +420,9 @@ class Runtime:
         """Claim the ranked deliveries among these ids, send them, record the outcomes.
 
         Outcomes are committed every ``mail_commit_every`` messages, and the lease on
-        the rest renewed with them: a worker killed mid-batch leaves at most that
-        group sent but not recorded, sent again (same Message-ID) once its lease
-        expires. Never imports the ranking's models.
+        the rest renewed with them once half of it has gone: a worker killed mid-batch
+        leaves at most that group sent but not recorded, sent again (same Message-ID)
+        once its lease expires. Never imports the ranking's models.
         """
         clock: Callable[[], datetime] = (lambda: now) if now is not None else utcnow
         batch = MailBatch()
@@ -408,8 +431,14 @@ class Runtime:
         if not held.ids:
             return batch
         with unit_of_work(self.session_factory) as session:
-            items = load_mail_items(session, held.ids)
+            items = load_mail_items(
+                session,
+                held.ids,
+                known=self.known_papers,
+                trending_size=self.ranking_config.selection.trending_section_size,
+            )
         policy = self.retry_policy
+        composer = self.composer
         # A kill loses what was sent but not recorded: the results waiting for their
         # group plus the messages in flight. Both together stay within the setting.
         every = max(1, self.settings.mail_commit_every - self.sender.max_in_flight)
@@ -418,9 +447,10 @@ class Runtime:
         in_a_row = 0
         down: SendError | None = None
         renew_at = clock() + self.lease / 2
+        holding = set(held.ids)
 
         def flush() -> None:
-            nonlocal held, results, renew_at
+            nonlocal held, holding, results, renew_at
             moment = clock()
             bounces = [r.bounce for r in results if r.bounce is not None]
             with unit_of_work(self.session_factory) as session:
@@ -430,16 +460,22 @@ class Runtime:
                 recorded = [
                     record_event(session, b, now=moment, policy=self.bounce_policy) for b in bounces
                 ]
-                done = {r.delivery_id for r in results}
-                remaining = Lease(held.token, [i for i in held.ids if i not in done])
-                held = renew_lease(session, remaining, now=moment, lease=self.lease)
+                holding.difference_update(r.delivery_id for r in results)
+                if moment >= renew_at:
+                    # Renewed only once half the lease has gone, not with every
+                    # group: a statement over every held id each time, for a lease
+                    # that a group takes a fraction of a second of. Outcomes are
+                    # written under the token the rows hold, renewed or not.
+                    remaining = Lease(held.token, sorted(holding))
+                    held = renew_lease(session, remaining, now=moment, lease=self.lease)
+                    holding = set(held.ids)
+                    renew_at = moment + self.lease / 2
             _count_events(bounces, recorded)
             for r in results:
                 batch.outcomes[r.delivery_id] = r.outcome
                 if r.retry_at is not None:
                     batch.retry_in[r.delivery_id] = (r.retry_at - moment).total_seconds()
             results = []
-            renew_at = moment + self.lease / 2
 
         def record(result: Result) -> None:
             results.append(result)
@@ -448,13 +484,13 @@ class Runtime:
 
         def messages() -> Iterator[OutgoingMessage]:
             for item in items:
-                if item.delivery_id not in held.ids:
+                if item.delivery_id not in holding:
                     # Taken over by another task after our lease lapsed: theirs now.
                     continue
                 if down is not None:
                     record(failure(item, down, policy=policy, now=clock()))
                     continue
-                prepared = prepare(item, composer=self.composer, now=clock())
+                prepared = prepare(item, composer=composer, now=clock())
                 if isinstance(prepared, Result):
                     record(prepared)
                     continue

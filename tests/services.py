@@ -194,3 +194,40 @@ def digest_web(env: dict[str, str], workdir: Path, port: int, *options: str) -> 
         yield web
     finally:
         stop(web.process)
+
+
+def smtp_greets(port: int) -> bool:
+    """Whether an SMTP server on 127.0.0.1:``port`` sends its 220 greeting."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+            return connection.recv(64).startswith(b"220 ")
+    except OSError:
+        return False
+
+
+@contextmanager
+def digest_serve(
+    env: dict[str, str], workdir: Path, port: int, smtp_port: int, *options: str
+) -> Iterator[Process]:
+    """``digest serve`` on 127.0.0.1:``port``, mail on ``smtp_port``, until its /health
+    answers and its SMTP sink greets (the process's output if they never do); stopped
+    afterwards."""
+    argv = [
+        *(str(VENV_BIN / "digest"), "serve", "--port", str(port)),
+        *("--smtp-port", str(smtp_port), *options),
+    ]
+    process = start_process("serve", argv, workdir=workdir, env=env)
+    try:
+
+        def ready() -> bool:
+            assert process.alive(), process.report()
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            except httpx.TransportError:
+                return False
+            return answer.status_code == 200 and smtp_greets(smtp_port)
+
+        assert wait_for(ready, timeout=60, interval=0.2), process.report()
+        yield process
+    finally:
+        stop(process.process)

@@ -55,7 +55,7 @@ def record_event(
     delivery_id, subscriber = _find_subscriber(session, event)
     if subscriber is None:
         return None
-    earlier = _same_event(session, event, delivery_id)
+    earlier = _same_event(session, event, delivery_id, subscriber.id)
     if earlier is not None:
         return RecordedEvent(earlier, subscriber.id, Action.DUPLICATE)
     record = MailEventRecord(
@@ -85,23 +85,32 @@ def _find_subscriber(session: Session, event: MailEvent) -> tuple[int | None, Su
         )
         if subscriber_id is not None:
             return event.delivery_id, session.get(Subscriber, subscriber_id)
+    address = event.recipient.strip().strip("<>").strip().lower()
     if event.subscriber_id is not None:
         found = session.get(Subscriber, event.subscriber_id)
-        if found is not None:
+        # A notice about an address change goes to the new address, under the
+        # subscriber's own bounce address: its bounce is about whoever has the new
+        # address (if anyone), not about this subscriber.
+        about_new_address = bool(address) and address == found.pending_email if found else False
+        if found is not None and not about_new_address:
             return None, found
-    address = event.recipient.strip().strip("<>").strip()
     if not address:
         return None, None
     # Stored addresses are lower-cased (normalise_email), so this uses the unique index.
-    return None, session.scalar(select(Subscriber).where(Subscriber.email == address.lower()))
+    return None, session.scalar(select(Subscriber).where(Subscriber.email == address))
 
 
-def _same_event(session: Session, event: MailEvent, delivery_id: int | None) -> int | None:
+def _same_event(
+    session: Session, event: MailEvent, delivery_id: int | None, subscriber_id: int
+) -> int | None:
     """The id of this event stored before, when the source names the message: a
-    retried webhook or a report mailed twice must not be counted twice."""
+    retried webhook or a report mailed twice must not be counted twice. Per reader:
+    one report about a message sent to several (SES names each recipient) is one
+    event for each of them."""
     if event.message_id is None and delivery_id is None:
         return None
     query = select(MailEventRecord.id).where(
+        MailEventRecord.subscriber_id == subscriber_id,
         MailEventRecord.source == event.source[:32],
         MailEventRecord.kind == event.kind,
         MailEventRecord.status == event.status[:16]
@@ -123,11 +132,15 @@ def _apply(
     *,
     now: datetime,
 ) -> Action:
-    if event.kind == EventKind.COMPLAINT:
-        return Action.UNSUBSCRIBED if unsubscribe(session, subscriber, now=now) else Action.RECORDED
     if subscriber.status in (SubscriberStatus.BOUNCED, SubscriberStatus.UNSUBSCRIBED):
-        # Mail has already stopped; an unsubscribe the reader asked for stays theirs.
+        # Mail has already stopped, and the state that stopped it stays: an unsubscribe
+        # the reader asked for stays theirs, and a bounced reader comes back only
+        # through a fresh confirmation (an unsubscribed one could resubscribe from
+        # an old link without one).
         return Action.RECORDED
+    if event.kind == EventKind.COMPLAINT:
+        unsubscribe(session, subscriber, now=now)
+        return Action.UNSUBSCRIBED
     if event.kind == EventKind.SOFT_BOUNCE and _soft_bounces(session, policy, subscriber, event) < (
         policy.soft_limit
     ):

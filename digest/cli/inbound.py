@@ -27,10 +27,10 @@ def inbound(
 ) -> None:
     """Receive bounces (DSNs), abuse reports (ARF) and mailto unsubscribes over SMTP."""
     from config.settings import DEFAULT_SECRET_KEY
-    from digest.cli.services import is_loopback
     from digest.inbound.handler import InboundHandler
     from digest.inbound.server import serve
     from digest.metrics.instruments import inbound_metrics
+    from digest.network import is_loopback
     from digest.runtime import Runtime
 
     settings = load_settings()

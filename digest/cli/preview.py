@@ -24,6 +24,12 @@ def preview(
     ] = None,
     top: Annotated[int, typer.Option(min=1, max=500)] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    trending: Annotated[
+        bool,
+        typer.Option(
+            "--trending", help="Print the trending section (less the picks) as JSON instead."
+        ),
+    ] = False,
 ) -> None:
     """Rank the papers in the database for an ad-hoc profile or a subscriber."""
     import json
@@ -31,6 +37,7 @@ def preview(
 
     from digest.clock import utcnow
     from digest.db.unit_of_work import unit_of_work
+    from digest.ranking.picks import Pick
     from digest.ranking.profiles import Profile, profile_of, sent_paper_ids
     from digest.subscriptions.subscribers import (
         SubscriberError,
@@ -66,8 +73,15 @@ def preview(
             )
         profile = Profile(**{**profile.__dict__, "limit": top})
         selection = runtime.ranker.rank(session, profile, now=now, sent=sent, since=start)
-    picks = [
-        {
+        # As a digest ends: the moment's trending list, less this reader's picks.
+        chosen = {pick.paper.id for pick in selection.picks}
+        size = runtime.ranking_config.selection.trending_section_size
+        section = [
+            p for p in runtime.ranker.trending(session, now=now) if p.paper.id not in chosen
+        ][:size]
+
+    def shown(pick: Pick) -> dict[str, object]:
+        return {
             "id": pick.paper.canonical_id,
             "title": pick.paper.shown_title,
             "score": round(pick.score, 4),
@@ -75,8 +89,11 @@ def preview(
             "reason": pick.reason,
             "url": pick.paper.url,
         }
-        for pick in selection.picks
-    ]
+
+    picks = [shown(pick) for pick in selection.picks]
+    if trending:
+        typer.echo(json.dumps([shown(pick) for pick in section], ensure_ascii=False))
+        return
     if as_json:
         typer.echo(json.dumps({"picks": picks, "note": selection.note}, ensure_ascii=False))
         return
@@ -85,3 +102,8 @@ def preview(
     for number, item in enumerate(picks, 1):
         typer.echo(f"{number:>3}. {item['id']}  {item['score']:.3f}  {item['title']}")
         typer.echo(f"     {item['reason']}")
+    if section and picks:
+        typer.echo("\nTrending today")
+        for pick in section:
+            typer.echo(f"  -  {pick.paper.canonical_id}  {pick.paper.shown_title}")
+            typer.echo(f"     {pick.reason}")

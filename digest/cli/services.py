@@ -1,9 +1,9 @@
-"""The long-running processes: ``digest web``, ``digest worker``, ``digest beat``; and
-``digest send-due``, which hands the due digests to them (or sends in-process)."""
+"""The long-running processes: ``digest web``, ``digest serve``, ``digest worker``,
+``digest beat``; and ``digest send-due``, which hands the due digests to them (or sends
+in-process)."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -59,33 +59,12 @@ def send_due(
         )
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or name given to ``--host``) is reachable only
-    from this machine. A name other than localhost may resolve anywhere."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def web(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Processes; one per core for the spike after a send.")
-    ] = 1,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
-) -> None:
-    """Serve the web app: subscribe, confirm, preferences and unsubscribe pages."""
-    import uvicorn
-
+def refuse_default_secret_off_loopback(secret_key: str, host: str) -> None:
+    """The secret-key rules of ``digest web`` and ``digest serve``."""
     from config.settings import DEFAULT_SECRET_KEY
+    from digest.network import is_loopback
 
-    # Checked here for a one-line error; each worker process reads the same environment.
-    settings = load_settings()
-    if settings.secret_key == DEFAULT_SECRET_KEY:
+    if secret_key == DEFAULT_SECRET_KEY:
         # The default key is public: whoever can reach the site could sign links
         # to anyone's preferences. Production settings refuse it outright.
         if not is_loopback(host):
@@ -100,6 +79,47 @@ def web(
             "serving on %s only",
             host,
         )
+
+
+def warn_when_no_smtp_server(smtp_url: str) -> None:
+    """Without a broker a notice is sent while the request waits, once: with no SMTP
+    server there, every confirmation email would be lost without a word."""
+    import socket
+
+    from digest.mail.smtp import SmtpConfig
+
+    try:
+        config = SmtpConfig.from_url(smtp_url)
+        with socket.create_connection((config.hostname, config.port), timeout=2):
+            return
+    except ValueError as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"nothing answers at {config.hostname}:{config.port} ({exc.strerror or exc})"
+    log.warning(
+        "DIGEST_SMTP_URL: %s: confirmation emails will be lost (without DIGEST_BROKER_URL "
+        "nothing queues them). `digest serve` runs the site with a local SMTP server and "
+        "shows what it receives at /mailbox",
+        problem,
+    )
+
+
+def web(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes; one per core for the spike after a send.")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Serve the web app: subscribe, confirm, preferences and unsubscribe pages."""
+    import uvicorn
+
+    # Checked here for a one-line error; each worker process reads the same environment.
+    settings = load_settings()
+    refuse_default_secret_off_loopback(settings.secret_key, host)
+    if not settings.broker_url:
+        warn_when_no_smtp_server(settings.smtp_url)
     uvicorn.run(
         "digest.web.app:app_from_environment",
         factory=True,
@@ -112,6 +132,41 @@ def web(
         # itself; uvicorn's own would trust any client on 127.0.0.1.
         proxy_headers=False,
     )
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to serve on; only this machine's unless you say.")
+    ] = "127.0.0.1",
+    port: int = 8000,
+    smtp_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Receive mail on this port of 127.0.0.1 [default: DIGEST_SMTP_URL's, 1025].",
+        ),
+    ] = None,
+    schedule: Annotated[
+        bool, typer.Option(help="Ingest and dispatch on beat's schedule, in this process.")
+    ] = True,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Everything in one process, on SQLite, no broker: the web pages, ingestion and
+    dispatch on their schedule, and a local SMTP sink whose mail is shown at /mailbox."""
+    from digest.serve import ServeRefused, run_local_service, serve_settings
+
+    try:
+        settings = serve_settings(load_settings(), host=host, port=port, smtp_port=smtp_port)
+    except ServeRefused as exc:
+        fail(str(exc), 2)
+    refuse_default_secret_off_loopback(settings.secret_key, host)
+    try:
+        # The schedule's lines are what a person watches; the root logger says warnings only.
+        logging.getLogger("digest.serve").setLevel(logging.INFO)
+        run_local_service(settings, host=host, port=port, schedule=schedule, access_log=access_log)
+    except ServeRefused as exc:
+        fail(str(exc), 2)
 
 
 def worker(

@@ -15,6 +15,7 @@ it and an ``EmailMessage``; the tests hold :meth:`DigestComposer.compose` to it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -101,6 +102,22 @@ def render_paper(environment: Environment, pick: dict[str, Any], number: int | s
     )
 
 
+def render_trending(environment: Environment, pick: Pick) -> PaperBlock:
+    """A paper of the "Trending today" section: title, link and reason, the same for
+    every reader (no feedback links: it was not picked for them)."""
+    context = {
+        "paper": {"title": pick.paper.shown_title, "url": pick.paper.url, "reason": pick.reason}
+    }
+    return PaperBlock(
+        html=Markup(environment.get_template("email/digest/trending.html").render(context)),
+        text=environment.get_template("email/digest/trending.txt").render(context),
+    )
+
+
+def trending_heading(frequency_label: str) -> str:
+    return "Trending this week" if frequency_label == "weekly" else "Trending today"
+
+
 @dataclass(frozen=True)
 class Composed:
     outgoing: OutgoingMessage
@@ -132,7 +149,8 @@ class DigestComposer:
         self.site = site
         self.bounces = bounces
         self._papers: dict[tuple[int, datetime | None], _PreparedPaper] = {}
-        self._frames: dict[tuple[str, str, bool, int], tuple[Skeleton, Skeleton]] = {}
+        self._frames: dict[tuple[str, str, bool, int, int], tuple[Skeleton, Skeleton]] = {}
+        self._trending: dict[tuple[int, datetime | None, str], tuple[bytes, bytes]] = {}
         self._subjects: dict[tuple[int, datetime | None, int, str], bytes] = {}
         self._values: dict[str, tuple[bytes, bytes]] = {}
         self._date: tuple[datetime | None, bytes] = (None, b"")
@@ -153,6 +171,7 @@ class DigestComposer:
         delivery_id: int,
         edition: str,
         now: datetime,
+        trending: Sequence[Pick] = (),
     ) -> Composed:
         if not picks:
             raise ValueError("a digest shows at least one paper")
@@ -164,6 +183,7 @@ class DigestComposer:
             b"email": email_html,
             b"unsubscribe_token": _token_piece(unsubscribe_token),
             b"preferences_token": preferences_token,
+            b"view_token": _token_piece(links.view_token(subscriber, delivery_id)),
         }
         text = {**html, b"email": email_text}
         interests = subscriber.interests
@@ -183,8 +203,10 @@ class DigestComposer:
             if has_reason:
                 block[b"reason"] = reason_text
             text[b"paper%d" % number] = block_text.fill(block)
+        for number, pick in enumerate(trending, start=1):
+            html[b"trending%d" % number], text[b"trending%d" % number] = self._trending_block(pick)
         frame_html, frame_text = self._frame(
-            edition, _frequency_label(subscriber), bool(interests), len(picks)
+            edition, _frequency_label(subscriber), bool(interests), len(picks), len(trending)
         )
 
         message_id = digest_message_id(
@@ -215,7 +237,14 @@ class DigestComposer:
         )
 
     def reference(
-        self, subscriber: Subscriber, picks: list[Pick], *, edition: str, now: datetime
+        self,
+        subscriber: Subscriber,
+        picks: list[Pick],
+        *,
+        delivery_id: int,
+        edition: str,
+        now: datetime,
+        trending: Sequence[Pick] = (),
     ) -> EmailMessage:
         """The same email composed the plain way: every template rendered for this reader,
         an ``EmailMessage`` built from them. What :meth:`compose` must equal (sent from
@@ -243,9 +272,12 @@ class DigestComposer:
             "edition_short_label": edition_short_label(edition),
             "unsubscribe_url": unsubscribe.https_url,
             "preferences_url": self.links.preferences(subscriber),
+            "view_url": self.links.view(subscriber, delivery_id),
             "paper_count": len(picks),
             "first_title": picks[0].paper.shown_title,
             "papers": papers,
+            "trending": [render_trending(self.environment, pick) for pick in trending],
+            "trending_heading": trending_heading(_frequency_label(subscriber)),
         }
         rendered = render_email(self.environment, "digest", context)
         return build_message(
@@ -288,10 +320,29 @@ class DigestComposer:
         paper.blocks[has_reason] = blocks = (holes.cut(block.html), holes.cut(block.text))
         return blocks
 
+    def _trending_block(self, pick: Pick) -> tuple[bytes, bytes]:
+        # The same for every reader whose section shows the paper.
+        key = (pick.paper.id, pick.paper.updated_at, pick.reason)
+        block = self._trending.get(key)
+        if block is None:
+            if len(self._trending) >= _CACHE_LIMIT:
+                self._trending.clear()
+            rendered = render_trending(self.environment, pick)
+            block = self._trending[key] = (
+                wire.quoted_printable(rendered.html),
+                wire.quoted_printable(rendered.text),
+            )
+        return block
+
     def _frame(
-        self, edition: str, frequency_label: str, has_interests: bool, paper_count: int
+        self,
+        edition: str,
+        frequency_label: str,
+        has_interests: bool,
+        paper_count: int,
+        trending_count: int,
     ) -> tuple[Skeleton, Skeleton]:
-        key = (edition, frequency_label, has_interests, paper_count)
+        key = (edition, frequency_label, has_interests, paper_count, trending_count)
         frame = self._frames.get(key)
         if frame is None:
             if len(self._frames) >= _CACHE_LIMIT:
@@ -308,8 +359,14 @@ class DigestComposer:
                     holes["unsubscribe_token"]
                 ).https_url,
                 "preferences_url": self.links.preferences_with(holes["preferences_token"]),
+                "view_url": self.links.view_with(holes["view_token"]),
                 "paper_count": paper_count,
                 "papers": [PaperBlock(html=paper, text=paper) for paper in papers],
+                "trending": [
+                    PaperBlock(html=holes[f"trending{n}"], text=holes[f"trending{n}"])
+                    for n in range(1, trending_count + 1)
+                ],
+                "trending_heading": trending_heading(frequency_label),
             }
             template = self.environment.get_template
             frame = self._frames[key] = (

@@ -19,7 +19,7 @@ from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from digest.bounces.events import MailEvent
-from digest.db.dialects import insert_ignoring_conflicts
+from digest.db.dialects import insert_ignoring_conflicts, one_of
 from digest.db.limits import IN_LIST_CHUNK
 from digest.delivery.models import PENDING, Delivery, DeliveryStatus, SkipReason
 from digest.delivery.schedule import due_subscribers
@@ -166,14 +166,19 @@ def queued(session: Session, delivery_ids: Sequence[int]) -> list[Delivery]:
 
 def mark_ranked(session: Session, rows: Sequence[tuple[int, str | None]], *, now: datetime) -> None:
     """``(delivery id, note)``: the picks are stored, the mail stage may take them."""
-    _update_many(
-        session,
-        DeliveryStatus.QUEUED,
-        [{"b_id": i, "b_note": note} for i, note in rows],
-        status=DeliveryStatus.RANKED.value,
-        note=bindparam("b_note"),
-        next_attempt_at=now,
-    )
+    # One statement per note (most readers have none), not one per row: an
+    # executemany costs the client a round of parameter handling per row.
+    by_note: dict[str | None, list[int]] = {}
+    for delivery_id, note in rows:
+        by_note.setdefault(note, []).append(delivery_id)
+    for note, ids in by_note.items():
+        session.execute(
+            update(_TABLE)
+            .where(
+                one_of(session, _TABLE.c.id, ids), _TABLE.c.status == DeliveryStatus.QUEUED.value
+            )
+            .values(status=DeliveryStatus.RANKED.value, note=note, next_attempt_at=now)
+        )
 
 
 def mark_skipped(

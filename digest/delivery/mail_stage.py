@@ -9,17 +9,18 @@ writes them in small groups (:func:`digest.delivery.ledger.record_results`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from digest.bounces.smtp import refusal_event
+from digest.db.dialects import one_of
 from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import Outcome, Result, RetryPolicy
-from digest.delivery.models import Delivery, DeliveryPaper, SkipReason
+from digest.delivery.models import Delivery, DeliveryPaper, EditionTrending, SkipReason
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
 from digest.papers.models import Paper
@@ -28,6 +29,18 @@ from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.models import Subscriber
 
 log = logging.getLogger(__name__)
+
+# A long-lived mail process starts its papers over when it has seen this many.
+_KNOWN_PAPERS_LIMIT = 20_000
+_READER_COLUMNS = (
+    Subscriber.id,
+    Subscriber.email,
+    Subscriber.status,
+    Subscriber.interests,
+    Subscriber.frequency,
+    Subscriber.token_version,
+    Subscriber.confirm_nonce,
+)
 
 
 @dataclass(frozen=True)
@@ -40,40 +53,111 @@ class MailItem:
     attempts: int
     subscriber: Subscriber
     picks: list[Pick]
+    # The edition's "Trending today" section, less this reader's picks.
+    trending: list[Pick] = field(default_factory=list)
 
 
-def load_mail_items(session: Session, delivery_ids: Sequence[int]) -> list[MailItem]:
-    """The deliveries, their readers, stored picks and papers: three queries for a chunk.
+class KnownPapers:
+    """The papers earlier chunks of this process loaded, by id: read again only once
+    changed (``updated_at``), so a chunk reads the papers its readers share once per
+    process, not once per chunk (decoding a paper's JSON columns cost more than
+    composing from it)."""
+
+    def __init__(self, limit: int = _KNOWN_PAPERS_LIMIT) -> None:
+        self._papers: dict[int, Paper] = {}
+        self._limit = limit
+
+    def get(self, session: Session, wanted: Mapping[int, datetime]) -> dict[int, Paper]:
+        """The papers of ``wanted`` (id: its ``updated_at`` as stored now)."""
+        papers = self._papers
+        stale = [
+            i
+            for i, updated in wanted.items()
+            if (p := papers.get(i)) is None or p.updated_at != updated
+        ]
+        if stale:
+            if len(papers) + len(stale) > self._limit:
+                papers.clear()
+                stale = list(wanted)
+            for paper in session.scalars(select(Paper).where(one_of(session, Paper.id, stale))):
+                papers[paper.id] = paper
+        return {i: papers[i] for i in wanted}
+
+
+def load_mail_items(
+    session: Session,
+    delivery_ids: Sequence[int],
+    *,
+    known: KnownPapers | None = None,
+    trending_size: int = 0,
+) -> list[MailItem]:
+    """The deliveries, their readers, stored picks and papers, and the editions'
+    trending sections (at most ``trending_size`` papers each): four queries for a chunk
+    (three once ``known`` holds its papers).
 
     The objects stay usable after the session closes (nothing is lazy-loaded later).
     """
     if not delivery_ids:
         return []
+    ids = one_of(session, Delivery.id, delivery_ids)
     rows = session.execute(
         select(Delivery.id, Delivery.edition, Delivery.created_at, Delivery.attempts, Subscriber)
         .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.id.in_(delivery_ids))
+        .where(ids)
         .order_by(Delivery.id)
+        # What composing reads of a reader; their lists (authors, categories followed)
+        # are the ranking's, and decoding them was a fifth of loading a chunk.
+        .options(load_only(*_READER_COLUMNS))
     ).all()
     placed = session.execute(
-        select(DeliveryPaper.delivery_id, DeliveryPaper.paper_id, DeliveryPaper.reason)
-        .where(DeliveryPaper.delivery_id.in_(delivery_ids))
+        select(
+            DeliveryPaper.delivery_id,
+            DeliveryPaper.paper_id,
+            DeliveryPaper.reason,
+            Paper.updated_at,
+        )
+        .join(Paper, Paper.id == DeliveryPaper.paper_id)
+        .where(one_of(session, DeliveryPaper.delivery_id, delivery_ids))
         .order_by(DeliveryPaper.delivery_id, DeliveryPaper.position)
     ).all()
+    section = (
+        session.execute(
+            select(
+                EditionTrending.edition,
+                EditionTrending.paper_id,
+                EditionTrending.reason,
+                Paper.updated_at,
+            )
+            .join(Paper, Paper.id == EditionTrending.paper_id)
+            .where(EditionTrending.edition.in_({r.edition for r in rows}))
+            .order_by(EditionTrending.edition, EditionTrending.position)
+        ).all()
+        if trending_size
+        else []
+    )
     # Each paper once, however many readers it goes to.
-    papers = {
-        p.id: p
-        for p in session.scalars(select(Paper).where(Paper.id.in_({r.paper_id for r in placed})))
-    }
+    wanted = {r.paper_id: r.updated_at for r in placed}
+    wanted.update({r.paper_id: r.updated_at for r in section})
+    papers = (known or KnownPapers()).get(session, wanted)
     picks: dict[int, list[Pick]] = {}
-    for delivery_id, paper_id, reason in placed:
+    for delivery_id, paper_id, reason, _ in placed:
         picks.setdefault(delivery_id, []).append(
             Pick(paper=papers[paper_id], reason=reason, upvotes=None)
         )
-    return [
-        MailItem(i, edition, created_at, attempts, subscriber, picks.get(i, []))
-        for i, edition, created_at, attempts, subscriber in rows
-    ]
+    trending: dict[str, list[Pick]] = {}
+    for edition, paper_id, reason, _ in section:
+        trending.setdefault(edition, []).append(
+            Pick(paper=papers[paper_id], reason=reason, upvotes=None)
+        )
+    items = []
+    for i, edition, created_at, attempts, subscriber in rows:
+        own = picks.get(i, [])
+        chosen = {p.paper.id for p in own}
+        others = [p for p in trending.get(edition, []) if p.paper.id not in chosen]
+        items.append(
+            MailItem(i, edition, created_at, attempts, subscriber, own, others[:trending_size])
+        )
+    return items
 
 
 def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> OutgoingMessage | Result:
@@ -100,7 +184,12 @@ def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> Outgo
         )
     try:
         return composer.compose(
-            reader, item.picks, delivery_id=item.delivery_id, edition=item.edition, now=now
+            reader,
+            item.picks,
+            delivery_id=item.delivery_id,
+            edition=item.edition,
+            now=now,
+            trending=item.trending,
         ).outgoing
     except Exception as exc:
         log.exception("delivery %s could not be composed", item.delivery_id)

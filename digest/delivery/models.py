@@ -124,3 +124,17 @@ class DeliveryPaper(Base):
 
     delivery: Mapped[Delivery] = relationship(back_populates="papers")
     paper: Mapped[Paper] = relationship()
+
+
+class EditionTrending(Base):
+    """An edition's most trending papers, chosen once, when its first reader is ranked:
+    the "Trending today" section every digest of the edition ends with (less the
+    reader's own picks). Apart from ``delivery_papers``: these papers are shown to
+    everyone, not picked for anyone, and do not count as sent."""
+
+    __tablename__ = "edition_trending"
+
+    edition: Mapped[str] = mapped_column(String(16), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    paper_id: Mapped[int] = mapped_column(ForeignKey("papers.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")

@@ -27,6 +27,10 @@ from digest.mail.wire import SOFT_BREAK, quoted_printable
 # has them, and neither HTML escaping nor Jinja touches them. The random nonce keeps a
 # paper or reader text from forging a marker even so.
 _OPEN, _CLOSE = "\ufdd0", "\ufdd1"
+# One pattern for every skeleton's markers, compiled once: a pattern per nonce cost a
+# regular expression compile per paper block (a tenth of a block's rendering). The
+# nonce is read back and checked.
+_MARKER = re.compile(f"{_OPEN}([0-9a-f]+):([A-Za-z0-9_]+){_CLOSE}")
 
 
 @dataclass(frozen=True)
@@ -47,24 +51,24 @@ class Holes:
 
     def __init__(self) -> None:
         self._nonce = secrets.token_hex(8)
-        self._marker = re.compile(f"{_OPEN}{self._nonce}:([A-Za-z0-9_]+){_CLOSE}")
 
     def __getitem__(self, name: str) -> str:
         return f"{_OPEN}{self._nonce}:{name}{_CLOSE}"
 
     def cut(self, rendered: str) -> Skeleton:
         """The skeleton of ``rendered``, a template's output with these markers in it."""
-        # re.split alternates: text, hole name, text, ..., text.
-        split = self._marker.split(rendered)
-        if any(_OPEN in piece or _CLOSE in piece for piece in split[0::2]):
+        # re.split alternates: text, nonce, hole name, text, ..., text.
+        split = _MARKER.split(rendered)
+        texts, nonces, names = split[0::3], split[1::3], split[2::3]
+        if any(_OPEN in piece or _CLOSE in piece for piece in texts) or any(
+            nonce != self._nonce for nonce in nonces
+        ):
             raise ValueError(
                 "a template changed a per-reader value's marker: print such values as they are"
             )
-        parts = [
-            f"%({part})s".encode("ascii")
-            if index % 2
-            else quoted_printable(part).replace(b"%", b"%%")
-            for index, part in enumerate(split)
-            if part
-        ]
+        parts = [quoted_printable(texts[0]).replace(b"%", b"%%")] if texts[0] else []
+        for name, text in zip(names, texts[1:], strict=True):
+            parts.append(f"%({name})s".encode("ascii"))
+            if text:
+                parts.append(quoted_printable(text).replace(b"%", b"%%"))
         return Skeleton(SOFT_BREAK.join(parts))

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from digest.delivery.models import DeliveryStatus
 from digest.delivery.progress import RECENT
-from digest.metrics.status import Status
+from digest.metrics.status import RECENT_EVENTS, Status
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class StatusCollector(Collector):
         database_up.add_metric([], 1)
         yield database_up
         yield from deliveries(status)
+        yield from mail_events(status)
         yield from ingest(status)
         yield from queues(status)
 
@@ -64,6 +65,22 @@ def deliveries(status: Status) -> Iterator[Metric]:
     for (state, reason), count in sorted(counts.items()):
         family.add_metric([state, reason], count)
     yield family
+
+
+def mail_events(status: Status) -> Iterator[Metric]:
+    recent = GaugeMetricFamily(
+        "digest_mail_events_recent",
+        f"Bounces and complaints that happened in the last {RECENT_EVENTS.days} days, "
+        "by kind and source (every process's, from the database).",
+        labels=["kind", "source"],
+    )
+    for (kind, source), count in sorted(status.mail_events.items()):
+        recent.add_metric([kind.value, source], count)
+    bounced = GaugeMetricFamily(
+        "digest_bounced_subscribers", "Readers whose address bounced: no mail goes to them."
+    )
+    bounced.add_metric([], status.bounced_readers)
+    yield from (recent, bounced)
 
 
 def ingest(status: Status) -> Iterator[Metric]:

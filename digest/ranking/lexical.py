@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import snowballstemmer
 
 from config.ranking import RelevanceConfig
+from digest.ranking.stop_words import ENGLISH_STOP_WORDS
 
 _WORD = re.compile(r"[^\W_]+")
 _STEMMER = snowballstemmer.stemmer("english")
@@ -43,15 +44,10 @@ def _normalised(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
-@lru_cache(maxsize=1)
 def _stop_words() -> frozenset[str]:
     # Reader interests are often a list of short phrases; "for" and "with" and the
     # like carry nothing, but short technical words ("3d", "rl", "llm") do.
-    # scikit-learn's list, imported on first use: importing scikit-learn costs
-    # every process that merely imports the ranking (the web app, a mail worker).
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
+    return ENGLISH_STOP_WORDS
 
 
 def stems(text: str) -> list[str]:
@@ -96,6 +92,11 @@ class LexicalIndex:
         self._typical_idf = float(np.median(self.idf)) if len(self.idf) else 1.0
         self.presence = (title_counts + abstract_counts).tocsr()
         self.presence.data[:] = 1.0
+        # Transposed once, as candidates.py does for similarity: a product with ``.T``
+        # converts the whole matrix again at each call, which was most of what each
+        # chunk of readers cost the ranking beyond its readers.
+        self._weights_columns = self.weights.T.tocsr()
+        self._presence_columns = self.presence.T.tocsr()
 
     def _weigh(self, title_counts: sp.csr_matrix, abstract_counts: sp.csr_matrix) -> sp.csr_matrix:
         config = self.config
@@ -162,7 +163,7 @@ class LexicalIndex:
 
     def scores(self, queries: sp.csr_matrix) -> np.ndarray:
         """Phrases x papers, each in 0..~1."""
-        result: np.ndarray = np.asarray((queries @ self.weights.T).toarray())
+        result: np.ndarray = np.asarray((queries @ self._weights_columns).toarray())
         np.clip(result, 0.0, 1.0, out=result)
         return result
 
@@ -182,7 +183,7 @@ class LexicalIndex:
             (np.ones(len(rows)), (rows, cols)),
             shape=(len(phrases), max(len(self.vocabulary), 1)),
         )
-        found: np.ndarray = np.asarray((query @ self.presence.T).toarray())
+        found: np.ndarray = np.asarray((query @ self._presence_columns).toarray())
         return np.asarray(found == np.asarray(needed, dtype=np.float64)[:, None])
 
 

@@ -51,3 +51,8 @@ class Ranker(Protocol):
         self, session: Session, subscribers: Sequence[Subscriber], *, now: datetime
     ) -> list[Selection]:
         """Selections for many readers ranked together, in ``subscribers`` order."""
+
+    def trending(self, session: Session, *, now: datetime) -> list[Pick]:
+        """The moment's most trending papers for the "Trending today" section, best
+        first: more than it shows, so that it can leave out each reader's own picks
+        (empty when the section is off)."""

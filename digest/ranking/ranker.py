@@ -23,7 +23,7 @@ from config.ranking import RankingConfig
 from digest.papers.models import Paper, PopularitySignal
 from digest.ranking.candidates import Candidates, appeared
 from digest.ranking.phrases import PhraseTable
-from digest.ranking.picks import Empty, Selection
+from digest.ranking.picks import Empty, Pick, Selection
 from digest.ranking.profiles import (
     Profile,
     profile_of,
@@ -41,6 +41,9 @@ from digest.subscriptions.models import Subscriber
 # per candidate, 8 kB for 2,000 candidates).
 MAX_CACHED_PHRASES = 20_000
 NO_NEW_PAPERS = "no new papers for this reader"
+# The most papers a digest holds: the trending section's list is this much longer
+# than it shows, so that leaving out any reader's own picks still fills it.
+MAX_PICKS = 50
 
 
 class TrendingRanker:
@@ -168,7 +171,13 @@ class TrendingRanker:
                     Selection(
                         [
                             explain(
-                                candidates, profile, c.position, c.score, c.relevance, self.embedder
+                                candidates,
+                                profile,
+                                c.position,
+                                c.score,
+                                c.relevance,
+                                self.embedder,
+                                serves=c.serves,
                             )
                             for c in choices
                         ]
@@ -192,6 +201,19 @@ class TrendingRanker:
                     )
                 )
         return selections
+
+    def trending(self, session: Session, *, now: datetime) -> list[Pick]:
+        """The overall trending list (one per near-duplicate group), for the section
+        every digest of an edition ends with; ``trending_section_size`` + 50 long."""
+        size = self.config.selection.trending_section_size
+        if not size:
+            return []
+        candidates = self.candidates(session, now=now)
+        if not len(candidates):
+            return []
+        everyone = Profile(limit=size + MAX_PICKS)
+        chosen = select_for(candidates, [everyone], phrases=self.phrase_table(candidates)).of(0)
+        return [explain(candidates, everyone, c.position, c.score, None) for c in chosen]
 
     def prepare(
         self, session: Session, subscribers: Sequence[Subscriber], *, now: datetime

@@ -20,17 +20,27 @@ def explain(
     score: float,
     relevance: float | None,
     embedder: Embedder | None = None,
+    serves: int | None = None,
 ) -> Pick:
-    """The pick with its human reason: "matches: diffusion · 142 upvotes · trending +38 today"."""
+    """The pick with its human reason: "matches: diffusion · 142 upvotes · trending +38 today".
+
+    ``serves``: the index of the phrase the pick was chosen for; it is named first.
+    """
     paper = candidates.papers[position]
     trend = candidates.trends[position]
     matched: list[str] = []
     phrases = profile.phrases
     if phrases:
         containing = candidates.containing(phrases)
-        matched += [p for p, found in zip(phrases, containing, strict=True) if position in found]
+        literal = [p for p, found in zip(phrases, containing, strict=True) if position in found]
+        matched += literal
         if candidates.vectors is not None and len(matched) < len(phrases):
             matched += _close_phrases(candidates, phrases, matched, position, embedder)
+        if serves is not None:
+            # The interest this paper was picked for, first, in the words that fit.
+            phrase = phrases[serves]
+            named = phrase if phrase in literal else f"close to “{phrase}”"
+            matched = [named, *(m for m in matched if m != named)]
     authors = {a.casefold() for a in profile.authors}
     matched += [f"by {name}" for name in paper.authors if name.casefold() in authors]
     matched += [f"in {c}" for c in paper.categories if c in set(profile.categories)]

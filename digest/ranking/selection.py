@@ -7,8 +7,12 @@ they asked more of), so a batch of a hundred thousand readers costs what its
 matches cost, not readers x papers; the others get the overall trending list.
 Papers already sent or asked fewer of are blocked with their near-duplicates, so
 are papers excluded by keyword, and a reader gets one paper per near-duplicate
-group. The result is positions and scores (:class:`Selected`); the reasons are
-written afterwards, for the picks kept (:mod:`digest.ranking.reasons`).
+group. A reader of several interests (phrases; followed authors and followed
+categories count as one interest each) gets the best paper of each interest
+first, then the rest by final score (:func:`_interest_picks`), so that one busy
+topic cannot fill a digest. The result is positions and scores
+(:class:`Selected`); the reasons are written afterwards, for the picks kept
+(:mod:`digest.ranking.reasons`).
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from digest.ranking.semantic import Embedder
 
 @dataclass(frozen=True)
 class Choice:
-    """A selected candidate for one reader: its position, final score and relevance."""
+    """A selected candidate for one reader: its position, final score and relevance,
+    and the index of the interest phrase it was picked to serve (None: by score)."""
 
     position: int
     score: float
     relevance: float | None
+    serves: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class Selected:
     scores: np.ndarray
     # NaN for readers without a personal profile.
     relevance: np.ndarray
+    # The reader's phrase (index into ``Profile.phrases``) a pick serves, -1 for none.
+    serves: np.ndarray
 
     def __len__(self) -> int:
         return len(self.readers)
@@ -57,6 +65,7 @@ class Selected:
                 int(self.positions[i]),
                 float(self.scores[i]),
                 None if np.isnan(self.relevance[i]) else float(self.relevance[i]),
+                None if self.serves[i] < 0 else int(self.serves[i]),
             )
             for i in range(start, end)
         ]
@@ -93,15 +102,15 @@ def select_for(
             continue
         chosen = [profiles[r] for r in subset.tolist()]
         chosen_sent = [sent_lists[r] for r in subset.tolist()]
-        rows, cols, final, relevance = (
+        rows, cols, final, relevance, serves = (
             _select_personal(candidates, chosen, chosen_sent, table, feedback_rows)
             if personal
             else _select_trending(candidates, chosen, chosen_sent, feedback_rows)
         )
-        parts.append((subset[rows], cols, final, relevance))
+        parts.append((subset[rows], cols, final, relevance, serves))
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
-        return Selected(empty, empty, np.zeros(0), np.zeros(0))
+        return Selected(empty, empty, np.zeros(0), np.zeros(0), empty)
     readers = np.concatenate([p[0] for p in parts])
     # Stable: each reader's picks stay in score order.
     order = np.argsort(readers, kind="stable")
@@ -110,6 +119,7 @@ def select_for(
         np.concatenate([p[1] for p in parts])[order],
         np.concatenate([p[2] for p in parts])[order],
         np.concatenate([p[3] for p in parts])[order],
+        np.concatenate([p[4] for p in parts])[order],
     )
 
 
@@ -152,7 +162,7 @@ def select_in_chunks(
         yield from pool.map(run, range(0, len(profiles), chunk))
 
 
-Cells = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Cells = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _select_personal(
@@ -216,10 +226,13 @@ def _select_personal(
     # Relevance at those cells: the best phrase ...
     relevance = np.zeros(len(rows), dtype=np.float32)
     count = (slots >= 0).sum(axis=1)
+    # Each phrase's own match, for serving every interest (-1: not the reader's).
+    per_phrase = np.full((len(rows), slots.shape[1]), -1.0, dtype=np.float32)
     for k in range(slots.shape[1]):
         phrase = slots[rows, k]
         has = np.flatnonzero(phrase >= 0)
-        relevance[has] = np.maximum(relevance[has], table.matched[phrase[has], cols[has]])
+        per_phrase[has, k] = table.matched[phrase[has], cols[has]]
+        relevance[has] = np.maximum(relevance[has], per_phrase[has, k])
     # ... blended with all the phrases together, for readers with several.
     several = np.flatnonzero(count[rows] > 1)
     if several.size:
@@ -238,20 +251,54 @@ def _select_personal(
             norms = table.mean_norms(slots)[at_rows]
             whole = 1.0 - (1.0 - whole) * (1.0 - table.semantic(cosine / norms))
         relevance[several] = (1.0 - share) * relevance[several] + share * whole
-    relevance += config.relevance.author_boost * ((flags & _AUTHOR) > 0)
-    relevance += config.relevance.category_boost * ((flags & _CATEGORY) > 0)
-    relevance += _feedback_at(
-        config, n_readers, rows, cols, (more_owners, more), (fewer_owners, fewer)
-    )
-    np.clip(relevance, 0.0, None, out=relevance)
+    # What other signals add to any phrase's match: followed authors and
+    # categories, and "more / fewer like this".
+    extra = config.relevance.author_boost * ((flags & _AUTHOR) > 0).astype(np.float32)
+    extra += config.relevance.category_boost * ((flags & _CATEGORY) > 0)
+    extra += _feedback_at(config, n_readers, rows, cols, (more_owners, more), (fewer_owners, fewer))
+    relevance = np.clip(relevance + extra, 0.0, None)
 
-    eligible = relevance >= bar
-    rows, cols, relevance = rows[eligible], cols[eligible], relevance[eligible]
-    final = (
-        config.selection.relevance_weight * relevance
-        + config.selection.trending_weight * candidates.trending[cols]
+    weights = config.selection
+    trending = candidates.trending[cols]
+    final = weights.relevance_weight * relevance + weights.trending_weight * trending
+    interests: np.ndarray | None = None
+    strong: np.ndarray | None = None
+    if weights.serve_every_interest:
+        # An interest's score for a paper: that phrase's match (instead of the
+        # blend of all) with the other signals, blended with trending; only where
+        # the phrase alone makes the paper relevant enough. Followed authors and
+        # followed categories are an interest each, scored as the whole.
+        own = np.clip(per_phrase + extra[:, None], 0.0, None)
+        serving = (per_phrase >= bar) & (own >= bar)
+        interests = np.where(
+            serving,
+            weights.relevance_weight * own + weights.trending_weight * trending[:, None],
+            -np.inf,
+        )
+        groups = [
+            np.where(((flags & flag) > 0) & (relevance >= bar), final, -np.inf)
+            for flag in (_AUTHOR, _CATEGORY)
+        ]
+        interests = np.column_stack([interests, *groups]).astype(np.float64)
+        shared = weights.interest_shared_at
+        strong = np.column_stack([per_phrase >= shared, np.zeros((len(rows), 2), dtype=bool)])
+        keep = (relevance >= bar) | np.isfinite(interests).any(axis=1)
+    else:
+        keep = relevance >= bar
+    rows, cols, relevance, final = rows[keep], cols[keep], relevance[keep], final[keep]
+    if interests is not None and strong is not None:
+        interests, strong = interests[keep], strong[keep]
+    return _best_per_reader(
+        candidates,
+        profiles,
+        rows,
+        cols,
+        final,
+        relevance,
+        interests,
+        phrase_columns=width,
+        strong=strong,
     )
-    return _best_per_reader(candidates, profiles, rows, cols, final, relevance)
 
 
 # Which signals put a (reader, paper) cell in play; blocked outweighs them all.
@@ -307,7 +354,7 @@ def _select_trending(
             + config.selection.trending_weight * final[touched]
         )
         relevance[touched & (liked > 0)] = liked[touched & (liked > 0)]
-    return _best_per_reader(candidates, profiles, rows, cols, final, relevance)
+    return _best_per_reader(candidates, profiles, rows, cols, final, relevance, None)
 
 
 def _best_per_reader(
@@ -317,13 +364,26 @@ def _best_per_reader(
     cols: np.ndarray,
     final: np.ndarray,
     relevance: np.ndarray,
+    interests: np.ndarray | None,
+    *,
+    phrase_columns: int = 0,
+    strong: np.ndarray | None = None,
 ) -> Cells:
-    """Top ``limit`` cells per reader by final score, one per near-duplicate group."""
+    """Top ``limit`` cells per reader, one per near-duplicate group: with
+    ``interests`` (cells x interests, each interest's score where it is served,
+    -inf elsewhere) the best paper of each interest first, then by final score.
+
+    Cells that serve an interest but are not relevant enough on the whole
+    (``relevance`` below the bar) can only be picked for that interest.
+    """
     # Rows ascending, then score descending (a score is below 8: relevance plus
     # boosts, blended with trending); cells arrive in (row, column) order, so a
     # stable sort breaks ties by column.
     order = np.argsort(rows * 16.0 + (8.0 - np.clip(final, -7.999, 7.999)), kind="stable")
     rows, cols, final, relevance = rows[order], cols[order], final[order], relevance[order]
+    if interests is not None:
+        interests = interests[order]
+        strong = strong[order] if strong is not None else None
     group = candidates.duplicate_group_of[cols]
     grouped = np.flatnonzero(group >= 0)
     if grouped.size:
@@ -334,11 +394,109 @@ def _best_per_reader(
         keep[grouped] = False
         keep[grouped[first]] = True
         rows, cols, final, relevance = rows[keep], cols[keep], final[keep], relevance[keep]
+        if interests is not None:
+            interests = interests[keep]
+            strong = strong[keep] if strong is not None else None
+    limits = np.fromiter((p.limit for p in profiles), dtype=np.int64, count=len(profiles))
+    serves = np.full(len(rows), -1, dtype=np.int64)
+    if interests is not None:
+        picked, serves = _interest_picks(rows, interests, limits, strong)
+        bar = relevance_bar(candidates.config)
+        usable = np.isfinite(picked) | (relevance >= bar)
+        # Interest picks first, then the rest; each part by final score (so that,
+        # as before, a followed author's paper opens the digest).
+        key = np.where(np.isfinite(picked), 0.0, 16.0) + 8.0 - np.clip(final, -7.999, 7.999)
+        rows, cols, final, relevance, serves, key = (
+            rows[usable],
+            cols[usable],
+            final[usable],
+            relevance[usable],
+            serves[usable],
+            key[usable],
+        )
+        order = np.argsort(rows * 32.0 + key, kind="stable")
+        rows, cols, final, relevance, serves = (
+            rows[order],
+            cols[order],
+            final[order],
+            relevance[order],
+            serves[order],
+        )
+        # Only phrases are named in a reason; authors and categories say so themselves.
+        serves[serves >= phrase_columns] = -1
     starts = np.searchsorted(rows, np.arange(len(profiles)))
     rank = np.arange(len(rows)) - starts[rows]
-    limits = np.fromiter((p.limit for p in profiles), dtype=np.int64, count=len(profiles))
     keep = rank < limits[rows]
-    return rows[keep], cols[keep], final[keep], relevance[keep]
+    return rows[keep], cols[keep], final[keep], relevance[keep], serves[keep]
+
+
+def _interest_picks(
+    rows: np.ndarray, interests: np.ndarray, limits: np.ndarray, strong: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each reader's best paper for each of their interests, a paper for one interest.
+
+    ``rows`` ascending; ``interests`` is cells x interests, an interest's score
+    where the cell serves it, -inf elsewhere. Greedy in rounds: every interest
+    not yet served proposes its best paper not yet taken; for each paper the
+    interest that scores it highest gets it, and the others propose their next
+    best in the next round. At most ``limit`` papers per reader, the best
+    proposals first (when a reader has more interests than room, the interests
+    whose best paper scores highest). Returns per cell the score it was picked
+    with (NaN if it was not) and the interest it serves (-1).
+    """
+    n_cells, width = interests.shape
+    picked = np.full(n_cells, np.nan)
+    serves = np.full(n_cells, -1, dtype=np.int64)
+    cell, interest = np.nonzero(np.isfinite(interests))
+    if not cell.size:
+        return picked, serves
+    score = interests[cell, interest]
+    owner = rows[cell]
+    # Reader ascending, score descending, then cell: proposals in priority order.
+    order = np.lexsort((cell, -score, owner))
+    cell, interest, score, owner = cell[order], interest[order], score[order], owner[order]
+    key = owner * width + interest
+    # An interest can only need its best ``limit`` papers (the others may take
+    # at most limit - 1): the rest never matter.
+    by_key = np.argsort(key, kind="stable")
+    sorted_keys = key[by_key]
+    rank = np.arange(len(by_key)) - np.searchsorted(sorted_keys, sorted_keys)
+    shortlist = np.zeros(len(key), dtype=bool)
+    shortlist[by_key[rank < limits[owner[by_key]]]] = True
+    cell, interest, score, owner, key = (
+        cell[shortlist],
+        interest[shortlist],
+        score[shortlist],
+        owner[shortlist],
+        key[shortlist],
+    )
+    taken = np.zeros(n_cells, dtype=bool)
+    served = np.zeros(len(limits) * width, dtype=bool)
+    counts = np.zeros(len(limits), dtype=np.int64)
+    for _ in range(width):
+        active = np.flatnonzero(~taken[cell] & ~served[key] & (counts[owner] < limits[owner]))
+        if not active.size:
+            break
+        # Each open interest's best remaining paper (entries are in score order).
+        _, first = np.unique(key[active], return_index=True)
+        proposals = active[np.sort(first)]
+        # For each paper, the interest that scores it highest.
+        _, win = np.unique(cell[proposals], return_index=True)
+        winners = np.sort(proposals[win])
+        # Best first within a reader, up to what the reader has room for.
+        starts = np.searchsorted(owner[winners], owner[winners])
+        room = limits[owner[winners]] - counts[owner[winners]]
+        winners = winners[np.arange(len(winners)) - starts < room]
+        taken[cell[winners]] = True
+        served[key[winners]] = True
+        picked[cell[winners]] = score[winners]
+        serves[cell[winners]] = interest[winners]
+        np.add.at(counts, owner[winners], 1)
+        if strong is not None:
+            # A paper that matches another of the reader's interests this well serves it too.
+            at, also = np.nonzero(strong[cell[winners]])
+            served[owner[winners][at] * width + also] = True
+    return picked, serves
 
 
 def _feedback_at(

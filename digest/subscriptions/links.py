@@ -56,6 +56,25 @@ class Links:
             nonce=paper_id,
         )
 
+    def view(self, subscriber: Subscriber, delivery_id: int) -> str:
+        """One digest of this reader's as a web page ("View in browser")."""
+        return self.view_with(self.view_token(subscriber, delivery_id))
+
+    def view_token(self, subscriber: Subscriber, delivery_id: int) -> str:
+        return self.signer.sign(
+            Purpose.VIEW,
+            subscriber_id=subscriber.id,
+            version=subscriber.token_version,
+            nonce=delivery_id,
+        )
+
+    def view_with(self, token: str) -> str:
+        return f"{self.base}/digests/{token}"
+
+    def feed(self, subscriber: Subscriber) -> str:
+        """The reader's private Atom feed of their digests."""
+        return f"{self.base}/feeds/{self.token(Purpose.FEED, subscriber)}"
+
     def feedback_with(self, token: str, kind: str) -> str:
         return f"{self.base}/feedback/{token}?kind={kind}"
 

@@ -29,6 +29,10 @@ class Purpose(enum.StrEnum):
     FORM = "form"
     # "More / fewer like this" on one paper of a digest; the paper id is signed in.
     FEEDBACK = "feedback"
+    # One digest as a web page ("View in browser"); the delivery id is signed in.
+    VIEW = "view"
+    # The reader's private Atom feed of their digests.
+    FEED = "feed"
 
 
 # How long a link stays valid: unsubscribe links must outlive any old email a
@@ -40,6 +44,9 @@ MAX_AGE_SECONDS = {
     Purpose.CHANGE_EMAIL: 48 * 3600,
     Purpose.FORM: 12 * 3600,
     Purpose.FEEDBACK: 365 * 24 * 3600,
+    Purpose.VIEW: 365 * 24 * 3600,
+    # A feed reader keeps its URL for years; "sign out all my links" revokes it.
+    Purpose.FEED: 10 * 365 * 24 * 3600,
 }
 
 

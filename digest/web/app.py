@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from config.settings import Settings, get_settings
+from digest.mail.mailbox import Mailbox
 from digest.metrics.collector import StatusCollector
 from digest.runtime import Runtime
 from digest.subscriptions.ratelimit import RateLimiter
@@ -74,11 +75,14 @@ def create_app(
     celery: Celery | None = None,
     *,
     provider_fetch: Fetch | None = None,
+    mailbox: Mailbox | None = None,
     paper_fetcher: Callable[[], Fetcher] | None = None,
 ) -> FastAPI:
     """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates),
     ``paper_fetcher`` builds what fetches a reader's papers from arXiv: tests pass
-    them, the defaults are HTTPS."""
+    them, the defaults are HTTPS. With ``mailbox`` (``digest serve`` only) the site
+    also shows, under ``/mailbox``, what the local SMTP sink received; without, there
+    is no such page."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
@@ -165,4 +169,9 @@ def create_app(
     add_error_pages(app)
     for router in ROUTERS:
         app.include_router(router)
+    if mailbox is not None:
+        from digest.web.routes import mailbox as mailbox_routes
+
+        app.state.mailbox = mailbox
+        app.include_router(mailbox_routes.router)
     return app

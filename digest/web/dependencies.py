@@ -175,7 +175,9 @@ def _verified(request: Request, purpose: Purpose, token: str) -> SignedLink:
     return SignedLink(token, collaborators_of(request).signer.verify(purpose, token))
 
 
-def _signed_link(purpose: Purpose) -> Callable[[Request, str], Awaitable[SignedLink]]:
+def signed_link_for(purpose: Purpose) -> Callable[[Request, str], Awaitable[SignedLink]]:
+    """A dependency: the ``{token}`` of the path, its signature good for ``purpose``."""
+
     async def signed_link(request: Request, token: str) -> SignedLink:
         return _verified(request, purpose, token)
 
@@ -193,11 +195,11 @@ def _signed_form(
     return signed_form
 
 
-ConfirmLink = Annotated[SignedLink, Depends(_signed_link(Purpose.CONFIRM))]
-ChangeEmailLink = Annotated[SignedLink, Depends(_signed_link(Purpose.CHANGE_EMAIL))]
-PreferencesLink = Annotated[SignedLink, Depends(_signed_link(Purpose.PREFERENCES))]
-FeedbackLink = Annotated[SignedLink, Depends(_signed_link(Purpose.FEEDBACK))]
-UnsubscribeLink = Annotated[SignedLink, Depends(_signed_link(Purpose.UNSUBSCRIBE))]
+ConfirmLink = Annotated[SignedLink, Depends(signed_link_for(Purpose.CONFIRM))]
+ChangeEmailLink = Annotated[SignedLink, Depends(signed_link_for(Purpose.CHANGE_EMAIL))]
+PreferencesLink = Annotated[SignedLink, Depends(signed_link_for(Purpose.PREFERENCES))]
+FeedbackLink = Annotated[SignedLink, Depends(signed_link_for(Purpose.FEEDBACK))]
+UnsubscribeLink = Annotated[SignedLink, Depends(signed_link_for(Purpose.UNSUBSCRIBE))]
 PreferencesForm = Annotated[SignedForm, Depends(_signed_form(Purpose.PREFERENCES))]
 UnsubscribeForm = Annotated[SignedForm, Depends(_signed_form(Purpose.UNSUBSCRIBE))]
 

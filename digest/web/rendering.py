@@ -14,10 +14,13 @@ class Pages:
         self.site_name = site_name
 
     def page(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        html = self.templates.get_template(f"web/{name}.html").render(
+        return HTMLResponse(self.render(name, **context), status_code=status_code)
+
+    def render(self, name: str, **context: Any) -> str:
+        """``templates/web/<name>.html`` as text (a page, or a fragment such as a feed entry's)."""
+        return self.templates.get_template(f"web/{name}.html").render(
             site_name=self.site_name, **context
         )
-        return HTMLResponse(html, status_code=status_code)
 
     def message(
         self, title: str, body: str, status_code: int = 200, link: tuple[str, str] | None = None

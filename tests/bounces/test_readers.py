@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 
 from config.settings import Settings
 from digest.bounces.events import EventKind, MailEvent
 from digest.bounces.models import MailEventRecord
 from digest.cli.status import status_lines
+from digest.clock import utcnow
 from digest.db.engine import make_session_factory
 from digest.db.unit_of_work import unit_of_work
 from digest.delivery.models import Delivery, DeliveryStatus
@@ -175,3 +177,32 @@ def reader_count(engine: Engine, status: SubscriberStatus) -> int:
             select(func.count()).select_from(Subscriber).where(Subscriber.status == status)
         )
         return count or 0
+
+
+def test_metrics_show_recent_events_and_bounced_readers(
+    client: TestClient, runtime: Runtime, database_engine: Engine
+) -> None:
+    def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        response = client.get("/metrics")
+        assert response.status_code == 200
+        return {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+        }
+
+    recent = ("digest_mail_events_recent", frozenset({("kind", "complaint"), ("source", "ses")}))
+    before = scrape()
+    with unit_of_work(runtime.session_factory) as session:
+        reader = make_subscriber(session).email
+    runtime.record_mail_events([MailEvent(EventKind.COMPLAINT, "ses", utcnow(), reader)])
+    bounced_reader(runtime, "scraped@example.org", at=utcnow())
+
+    after = scrape()
+    assert after[recent] == before.get(recent, 0) + 1
+    assert after[("digest_bounced_subscribers", frozenset())] == reader_count(
+        database_engine, SubscriberStatus.BOUNCED
+    )
+    assert after[("digest_bounced_subscribers", frozenset())] == (
+        before[("digest_bounced_subscribers", frozenset())] + 1
+    )

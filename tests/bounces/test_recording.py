@@ -241,6 +241,20 @@ def test_the_same_report_twice_is_stored_and_counted_once(session: Session) -> N
     assert other is not None and other.action == Action.COUNTED
 
 
+def test_one_report_about_several_recipients_bounces_each_of_them(session: Session) -> None:
+    # SES's "bounce without DSN" example names two recipients of one message.
+    jane, richard = make_subscriber(session), make_subscriber(session)
+    report = [
+        event(EventKind.HARD_BOUNCE, reader.email, source="ses", message_id="<one@example.org>")
+        for reader in (jane, richard)
+    ]
+
+    results = [record_event(session, e, now=NOW, policy=POLICY) for e in report]
+
+    assert [r.action for r in results if r] == [Action.BOUNCED, Action.BOUNCED]
+    assert status_of(session, jane) == status_of(session, richard) == SubscriberStatus.BOUNCED
+
+
 def test_erasing_a_reader_erases_their_events(session: Session) -> None:
     reader = make_subscriber(session)
     delivery = delivery_for(session, reader)
@@ -258,3 +272,31 @@ def test_erasing_a_reader_erases_their_events(session: Session) -> None:
         ).all()
         == []
     )
+
+
+def test_a_complaint_about_a_bounced_reader_keeps_them_bounced(session: Session) -> None:
+    # Unsubscribed, they could come back from an old resubscribe link without opt-in.
+    reader = make_subscriber(session, status=SubscriberStatus.BOUNCED)
+
+    recorded = record_event(
+        session, event(EventKind.COMPLAINT, reader.email, source="arf"), now=NOW, policy=POLICY
+    )
+
+    assert recorded is not None and recorded.action == Action.RECORDED
+    assert status_of(session, reader) == SubscriberStatus.BOUNCED
+    assert len(stored(session, reader)) == 1
+
+
+def test_a_bounce_of_an_address_change_notice_is_not_the_subscribers(session: Session) -> None:
+    # The notice went to the new address under the subscriber's own bounce address.
+    reader = make_subscriber(session, pending_email="typo@example.org")
+
+    recorded = record_event(
+        session,
+        event(EventKind.HARD_BOUNCE, "Typo@example.org", subscriber_id=reader.id),
+        now=NOW,
+        policy=POLICY,
+    )
+
+    assert recorded is None
+    assert status_of(session, reader) == SubscriberStatus.ACTIVE

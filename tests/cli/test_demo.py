@@ -39,6 +39,12 @@ def test_demo_sends_a_real_digest_once_and_says_so_the_second_time(tmp_path: Pat
     assert page.startswith("<!DOCTYPE html>")
     assert 'href="http://127.0.0.1:8000/unsubscribe/' in page
     assert page.count('class="paper"') == 5
+    # The demo reader's three interests each get a paper, named in its reason: the
+    # sample's many NAS papers no longer crowd out "language models".
+    for interest in ("diffusion", "language models", "neural architecture search"):
+        assert f"matches: {interest}" in page
+    # Then the edition's trending section, after the reader's own papers.
+    assert page.index("Trending today") > page.rindex('class="paper"')
     assert (data_dir / "digest.db").exists()
 
     second = demo(data_dir)

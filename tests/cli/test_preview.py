@@ -75,9 +75,14 @@ def test_preview_without_json_prints_one_numbered_pick_with_its_reason_below(
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 4
+    assert len(lines) == 4 + 2 + 2 * 3
     assert lines[0].startswith("  1. seed:") and lines[2].startswith("  2. seed:")
     assert lines[1].strip().startswith("matches: image editing")
+    # Then, as the digest ends, the three most trending papers that are not those two.
+    assert lines[4:6] == ["", "Trending today"]
+    assert all(line.startswith("  -  seed:") for line in lines[6::2])
+    picked = {lines[0].split()[1], lines[2].split()[1]}
+    assert not picked & {line.split()[1] for line in lines[6::2]}
 
 
 def test_since_widens_the_window_to_older_papers(sample: dict[str, str], tmp_path: Path) -> None:
@@ -181,6 +186,39 @@ def test_a_bad_ranking_file_is_one_clear_line(sample: dict[str, str], tmp_path: 
     assert result.stderr.strip() == (
         f"error: ranking file {broken}: trending.half_life_hours: should be greater than 0"
     )
+
+
+def test_json_stays_the_picks_and_trending_prints_the_section(
+    sample: dict[str, str], tmp_path: Path
+) -> None:
+    asked = ("--interests", "diffusion, language models, neural architecture search", "--top", "5")
+    result = run("preview", *asked, "--json", env=sample, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    # The same document as before the trending section: the picks, in digest order.
+    assert set(document) == {"picks", "note"} and len(document["picks"]) == 5
+    picks = document["picks"]
+    # The demo reader's three interests are each served first, and named.
+    assert {p["reason"].split(" · ")[0].split(", ")[0] for p in picks[:3]} == {
+        "matches: diffusion",
+        "matches: language models",
+        "matches: neural architecture search",
+    }
+
+    section = run("preview", *asked, "--trending", env=sample, cwd=tmp_path)
+    assert section.returncode == 0, section.stderr
+    trending = json.loads(section.stdout)
+    assert len(trending) == 3 and all({"id", "title", "reason"} <= set(p) for p in trending)
+    assert not {p["id"] for p in trending} & {p["id"] for p in picks}
+
+    ranking = tmp_path / "off.toml"
+    ranking.write_text(
+        '[relevance]\nsemantic = "off"\n[selection]\ntrending_section_size = 0\n', encoding="utf-8"
+    )
+    off = {**sample, "DIGEST_RANKING_FILE": str(ranking)}
+    assert json.loads(run("preview", *asked, "--trending", env=off, cwd=tmp_path).stdout) == []
+    printed = run("preview", *asked, env=off, cwd=tmp_path)
+    assert printed.returncode == 0 and "Trending" not in printed.stdout
 
 
 def test_a_readers_own_papers_from_bibtex_lead_their_preview(

@@ -91,3 +91,24 @@ def test_a_direct_client_cannot_claim_other_addresses_to_pass_the_per_ip_limit(
             for n in range(4)
         ]
     assert answers == [200, 200, 200, 429]
+
+
+def test_without_a_broker_and_an_smtp_server_lost_confirmations_are_warned_about(
+    served: list[dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    smtp_sink: SmtpSink,
+) -> None:
+    # The embedded default with nothing on its SMTP port: each confirmation would be lost.
+    monkeypatch.setenv("DIGEST_SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
+    with caplog.at_level(logging.WARNING):
+        assert CliRunner().invoke(cli, ["web"]).exit_code == 0
+    (warning,) = [r.getMessage() for r in caplog.records if "DIGEST_SMTP_URL" in r.getMessage()]
+    assert "confirmation emails will be lost" in warning and "digest serve" in warning
+
+    caplog.clear()
+    monkeypatch.setenv("DIGEST_SMTP_URL", smtp_sink.url)
+    with caplog.at_level(logging.WARNING):
+        assert CliRunner().invoke(cli, ["web"]).exit_code == 0
+    assert not [r for r in caplog.records if "DIGEST_SMTP_URL" in r.getMessage()]
+    assert len(served) == 2

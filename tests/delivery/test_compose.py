@@ -3,6 +3,7 @@ against the reference (every template rendered per reader, an EmailMessage)."""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from collections.abc import Callable
@@ -149,15 +150,29 @@ CASES = {
     ),
 }
 
+# The edition's "Trending today" section, for the cases that have one.
+TRENDING = {
+    "one paper": [
+        (PAPERS[5], "120 upvotes · trending +38 today"),
+        (BY_ID[101], ""),
+        (PAPERS[6], "3 upvotes & <more>"),
+    ],
+    "weekly, no interests, markup in text": [(BY_ID[103], "new, not yet voted on")],
+    "fifty papers": [(PAPERS[50 + n], f"{n} upvotes") for n in range(3)],
+}
+
 
 def compose_both(composer: DigestComposer, case: str) -> tuple[EmailMessage, EmailMessage, bytes]:
     subscriber, picks, edition = CASES[case]
     chosen = [Pick(paper=paper, reason=reason, upvotes=None) for paper, reason in picks]
+    trending = [Pick(paper=p, reason=r, upvotes=None) for p, r in TRENDING.get(case, [])]
     now = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     fast = composer.compose(
-        subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=now
+        subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=now, trending=trending
     ).outgoing.data
-    reference = composer.reference(subscriber, chosen, edition=edition, now=now)
+    reference = composer.reference(
+        subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=now, trending=trending
+    )
     sent = outgoing(reference, sender=composer.envelope_sender(DELIVERY_ID))
     return parse(fast), parse(sent.data), fast
 
@@ -273,7 +288,11 @@ def test_the_message_id_is_one_per_reader_and_edition(composer: DigestComposer) 
     assert first == f"<digest.2026-11-21.1@{composer.site.from_domain}>"
     assert subscriber.email not in first
     assert (
-        str(composer.reference(subscriber, chosen, edition="2026-11-21", now=NOW)["Message-ID"])
+        str(
+            composer.reference(
+                subscriber, chosen, delivery_id=DELIVERY_ID, edition="2026-11-21", now=NOW
+            )["Message-ID"]
+        )
         == first
     )
     with pytest.raises(ValueError):
@@ -362,7 +381,11 @@ def test_the_subject_names_the_top_paper_the_count_and_the_day_on_both_paths(
         fast = composer.compose(
             subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=NOW
         ).outgoing.data
-        reference = outgoing(composer.reference(subscriber, chosen, edition=edition, now=NOW))
+        reference = outgoing(
+            composer.reference(
+                subscriber, chosen, delivery_id=DELIVERY_ID, edition=edition, now=NOW
+            )
+        )
         for data in (fast, reference.data):
             assert parse(data)["Subject"] == subject
             # Written in RFC 2047 encoded words, 7-bit: what any mail system can carry.
@@ -462,3 +485,22 @@ def test_the_html_has_dark_mode_styles_and_no_hidden_text(composer: DigestCompos
     assert "@media (prefers-color-scheme: dark)" in html
     # The old preheader: text hidden by display:none, 1 px and the background's colour.
     assert "display:none" not in html.replace(" ", "") and "font-size:1px" not in html
+
+
+def test_the_trending_section_follows_the_picks_under_its_heading(
+    composer: DigestComposer,
+) -> None:
+    fast, _, _ = compose_both(composer, "one paper")
+    for subtype in ("plain", "html"):
+        text = html.unescape(body(fast, subtype))
+        assert text.count("Trending today") == 1
+        # After the reader's own pick, the section's papers in order, with their reasons.
+        positions = [text.index(PAPERS[0].shown_title)] + [
+            text.index(paper.shown_title) for paper, _ in TRENDING["one paper"]
+        ]
+        assert positions == sorted(positions) and positions[0] < text.index("Trending today")
+        assert "120 upvotes · trending +38 today" in text
+    weekly, _, _ = compose_both(composer, "weekly, no interests, markup in text")
+    assert "Trending this week" in body(weekly, "plain")
+    without, _, _ = compose_both(composer, "five, some without a reason")
+    assert "Trending" not in body(without, "plain") + body(without, "html")

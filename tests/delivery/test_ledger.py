@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from config.ranking import load_ranking_config
@@ -27,7 +27,13 @@ from digest.delivery.ledger import (
     record_results,
     renew_lease,
 )
-from digest.delivery.models import Delivery, DeliveryPaper, DeliveryStatus, SkipReason
+from digest.delivery.models import (
+    Delivery,
+    DeliveryPaper,
+    DeliveryStatus,
+    EditionTrending,
+    SkipReason,
+)
 from digest.delivery.rank_stage import rank_deliveries
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import MailConnection, ResultCallback, SendError
@@ -138,8 +144,12 @@ def test_a_due_digest_is_ranked_mailed_and_recorded(
     bounce = runtime.bounces.read(received["Return-Path"])
     assert bounce is not None and bounce.id == delivery_id
     html = received.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    assert papers[1].title in html and papers[0].title not in html
-    assert "50 upvotes" in html
+    picked, trending = html.split("Trending today")
+    assert papers[1].title in picked and papers[0].title not in picked
+    assert "50 upvotes" in picked
+    # The edition's trending section: what the reader was not picked, not their picks again.
+    assert papers[0].title in trending and "5 upvotes" in trending
+    assert papers[1].title not in trending and papers[2].title not in trending
     # Redelivered mail task: the row is not ranked any more, nothing is claimed.
     assert runtime.mail_batch([delivery_id], now=NOW).outcomes == {}
     assert len(smtp_sink.files()) == 1
@@ -396,6 +406,68 @@ def test_a_ranking_error_for_one_reader_fails_that_reader_alone(session: Session
     failed = status(session, claimed[0])
     assert failed.status == DeliveryStatus.FAILED
     assert failed.last_error == "ranking failed: RuntimeError: corrupt profile"
+
+
+def test_an_edition_s_trending_section_is_chosen_once_and_shown_less_each_reader_s_picks(
+    session: Session, make_runtime: Callable[..., Runtime]
+) -> None:
+    papers = [make_paper(session, upvotes=n) for n in (5, 50, 20, 10)]
+    readers = [make_subscriber(session, send_hour=0, papers_per_digest=1) for _ in range(2)]
+    first, second = claim_due_deliveries(session, now=NOW)
+    sender = FakeSender()
+    runtime = make_runtime(sender)
+
+    # Ranked by two tasks: the second finds the edition's section stored and keeps it.
+    runtime.rank_batch([first], now=NOW)
+    stored = session.execute(
+        select(EditionTrending.position, EditionTrending.paper_id).order_by(
+            EditionTrending.position
+        )
+    ).all()
+    runtime.rank_batch([second], now=NOW + timedelta(minutes=5))
+    assert [(p, i) for p, i in stored] == [
+        (0, papers[1].id),
+        (1, papers[2].id),
+        (2, papers[3].id),
+        (3, papers[0].id),
+    ]
+    assert session.scalar(select(func.count()).select_from(EditionTrending)) == 4
+    runtime.mail_batch([first, second], now=NOW)
+
+    assert [m["To"] for m in sender.sent] == [r.email for r in readers]
+    for message in sender.sent:
+        text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        picked, section = text.split("Trending today")
+        # Each reader's own pick is the day's top paper; the section is the next three.
+        assert papers[1].title in picked and papers[1].title not in section
+        assert [section.index(papers[k].title) for k in (2, 3, 0)] == sorted(
+            section.index(papers[k].title) for k in (2, 3, 0)
+        )
+        assert "20 upvotes" in section
+
+
+def test_a_trending_section_of_size_0_is_left_out(
+    session: Session, make_runtime: Callable[..., Runtime], tmp_path: Path
+) -> None:
+    make_paper(session, upvotes=50)
+    make_paper(session, upvotes=5)
+    make_subscriber(session, send_hour=0, papers_per_digest=1)
+    [delivery_id] = claim_due_deliveries(session, now=NOW)
+    ranking = tmp_path / "ranking.toml"
+    ranking.write_text("[selection]\ntrending_section_size = 0\n", encoding="utf-8")
+    sender = FakeSender()
+    runtime = make_runtime(sender, ranking_file=ranking)
+    runtime.__dict__["ranker"] = TrendingRanker(
+        window=timedelta(days=7), config=runtime.ranking_config
+    )
+
+    runtime.rank_batch([delivery_id], now=NOW)
+    runtime.mail_batch([delivery_id], now=NOW)
+
+    assert session.scalar(select(func.count()).select_from(EditionTrending)) == 0
+    [message] = sender.sent
+    for subtype in ("plain", "html"):
+        assert "Trending" not in message.get_body((subtype,)).get_content()  # type: ignore[union-attr]
 
 
 def test_a_permanent_refusal_fails_for_good(

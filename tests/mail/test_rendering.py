@@ -51,9 +51,13 @@ def digest_context(
         "edition_short_label": "21 Nov",
         "unsubscribe_url": "https://digest.example.org/unsubscribe/TOKEN",
         "preferences_url": "https://digest.example.org/preferences/TOKEN",
+        "view_url": "https://digest.example.org/digests/TOKEN",
         "paper_count": 1,
         "first_title": pick["title"],
         "papers": [render_paper(environment, pick, 1)],
+        # The edition's trending section (compose's tests render one).
+        "trending": [],
+        "trending_heading": "Trending today",
     }
     context.update(overrides)
     return context
@@ -68,6 +72,7 @@ def notice_context(**overrides: object) -> dict[str, object]:
         "frequency_label": "daily",
         "confirm_url": "https://digest.example.org/confirm/TOKEN",
         "preferences_url": "https://digest.example.org/preferences/TOKEN",
+        "view_url": "https://digest.example.org/digests/TOKEN",
         "paused": False,
     }
     context.update(overrides)

@@ -91,7 +91,8 @@ def test_papers_matching_interests_come_first_with_the_reason(session: Session) 
 
     # The compiler paper is not relevant enough to be sent at all.
     assert [p.paper.id for p in picks] == [match.id]
-    assert picks[0].reason == "matches: diffusion, image editing · 2 upvotes · trending +2 today"
+    # Named first: the interest it was picked for (its best match of the two).
+    assert picks[0].reason == "matches: image editing, diffusion · 2 upvotes · trending +2 today"
 
 
 def test_a_phrase_in_order_beats_its_words_scattered(session: Session) -> None:
@@ -299,3 +300,104 @@ def test_a_batch_ranked_together_picks_what_each_reader_gets_alone(session: Sess
     together = [[p.paper.id for p in ranker.pick(session, r, now=NOW).picks] for r in readers]
     assert together == alone
     assert [len(p) for p in alone] == [1, 1, 3, 0]
+
+
+def three_interests_day(session: Session) -> dict[str, list[int]]:
+    """A day when one of a reader's three unrelated interests is busy and popular."""
+    topics = ("at scale", "from sequences", "in membranes", "kinetics")
+    busy = [
+        make_paper(
+            session,
+            title=f"Protein folding {topic}",
+            abstract=f"Protein folding, predicted {topic}.",
+            upvotes=100 + n,
+        ).id
+        for n, topic in enumerate(topics)
+    ]
+    # The other two only in their abstracts: less relevant, and barely voted on.
+    graphs = make_paper(
+        session,
+        title="Forecasting city traffic",
+        abstract="We forecast traffic with graph neural networks over road sensors.",
+        upvotes=1,
+    ).id
+    speech = make_paper(
+        session,
+        title="Transcribing meetings",
+        abstract="Robust speech recognition for meetings held in noisy rooms.",
+        upvotes=2,
+    ).id
+    make_paper(session, title="Compilers", abstract="Register allocation.", upvotes=300)
+    return {
+        "protein folding": busy,
+        "graph neural networks": [graphs],
+        "speech recognition": [speech],
+    }
+
+
+READER = "protein folding, graph neural networks, speech recognition"
+
+
+def test_a_reader_of_three_interests_gets_one_paper_for_each_first(session: Session) -> None:
+    day = three_interests_day(session)
+
+    picks = lexical_ranker().rank(session, Profile(interests=READER, limit=5), now=NOW).picks
+
+    served = {}
+    for pick in picks[:3]:
+        [interest] = [i for i, papers in day.items() if pick.paper.id in papers]
+        served[interest] = pick
+    assert set(served) == set(day)
+    for interest, pick in served.items():
+        # The reason names the interest the paper is there for, first.
+        assert pick.reason.startswith(f"matches: {interest} · ")
+    # The rest of the digest: the busy interest's next best, by score.
+    assert {p.paper.id for p in picks[3:]} <= set(day["protein folding"]) and len(picks) == 5
+
+
+def test_serving_every_interest_can_be_turned_off(session: Session) -> None:
+    day = three_interests_day(session)
+    config = CONFIG.model_copy(
+        update={"selection": CONFIG.selection.model_copy(update={"serve_every_interest": False})}
+    )
+
+    picks = lexical_ranker(config).rank(session, Profile(interests=READER, limit=3), now=NOW).picks
+
+    # By final score alone the popular interest takes every slot.
+    assert {p.paper.id for p in picks} <= set(day["protein folding"])
+
+
+def test_a_followed_author_still_comes_first_beside_interests(session: Session) -> None:
+    day = three_interests_day(session)
+    by_author = make_paper(
+        session, title="Cooking robots", abstract="A kitchen.", authors=["Karen Spärck Jones"]
+    )
+
+    profile = Profile(interests=READER, authors=("karen spärck jones",), limit=4)
+    picks = lexical_ranker().rank(session, profile, now=NOW).picks
+
+    assert picks[0].paper.id == by_author.id
+    assert picks[0].reason.startswith("matches: by Karen Spärck Jones")
+    assert {p.paper.id for p in picks[1:]} == {
+        day["protein folding"][-1],
+        *day["graph neural networks"],
+        *day["speech recognition"],
+    }
+
+
+def test_the_trending_section_is_the_overall_list_and_can_be_off(session: Session) -> None:
+    day = three_interests_day(session)
+    [popular] = [
+        p.paper.id for p in lexical_ranker().rank(session, Profile(limit=1), now=NOW).picks
+    ]
+
+    section = lexical_ranker().trending(session, now=NOW)
+
+    assert section[0].paper.id == popular
+    assert section[0].reason == "300 upvotes · trending +300 today"
+    # Longer than it shows (3), so that any reader's own picks can be left out.
+    assert len(section) == len(day["protein folding"]) + 3
+    off = CONFIG.model_copy(
+        update={"selection": CONFIG.selection.model_copy(update={"trending_section_size": 0})}
+    )
+    assert lexical_ranker(off).trending(session, now=NOW) == []

@@ -35,7 +35,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from digest.mail.sink import SmtpSink, free_port, html_part
 from digest.processes import VENV_BIN, Process, run_to_end, wait_for
 from tests.paths import PROJECT_ROOT
-from tests.services import digest_web
+from tests.services import digest_serve, digest_web
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -181,8 +181,9 @@ class Pages:
                 f"at {self.driver.current_url} the heading reads {self.heading()!r}"
             ) from None
 
-    def shot(self, name: str) -> Path:
-        """Save the whole page as ``NN-name.png`` and check it fits the phone's width."""
+    def shot(self, name: str, width: int = PHONE["width"]) -> Path:
+        """Save the whole page as ``NN-name.png`` and check it fits the screen's width
+        (the phone's unless told)."""
         self.count += 1
         path = self.directory / f"{self.count:02d}-{name}.png"
         size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
@@ -195,8 +196,8 @@ class Pages:
         content, viewport = self.driver.execute_script(
             "const root = document.documentElement; return [root.scrollWidth, root.clientWidth]"
         )
-        assert viewport == PHONE["width"], f"{name}: viewport {viewport} px, not the phone's"
-        assert content <= viewport, f"{name}: {content} px wide, wider than the phone's {viewport}"
+        assert viewport == width, f"{name}: viewport {viewport} px, not {width}"
+        assert content <= viewport, f"{name}: {content} px wide, wider than the screen's {viewport}"
         return path
 
     def console_errors(self) -> list[str]:
@@ -348,3 +349,77 @@ def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
 
     assert pages.console_errors() == []
     assert site.web.alive(), site.web.report()
+
+
+def test_the_mail_viewer_of_digest_serve_on_a_phone_and_a_desktop(
+    tmp_path: Path, browser: webdriver.Chrome
+) -> None:
+    """``digest serve`` alone: subscribe, read the confirmation in /mailbox, confirm from
+    the link inside the framed email (it opens the site in a new tab)."""
+    port, smtp_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")},
+        "DIGEST_ENVIRONMENT": "test",
+        "DIGEST_SECRET_KEY": "browser-test-secret-key",
+        "DIGEST_DATA_DIR": str(tmp_path / "data"),
+        "DIGEST_SOURCES": "sample",
+        "DIGEST_RANKING_FILE": str(tmp_path / "ranking.toml"),
+    }
+    (tmp_path / "ranking.toml").write_text('[relevance]\nsemantic = "off"\n', encoding="utf-8")
+    base_url = f"http://127.0.0.1:{port}"
+    pages = Pages(browser, ARTIFACTS / "mailbox")
+    with digest_serve(env, tmp_path, port, smtp_port, "--no-schedule") as serve:
+        pages.open(f"{base_url}/mailbox")
+        assert pages.heading() == "Mailbox" and "No email yet" in pages.text()
+        pages.open(f"{base_url}/")
+        pages.type("email", EMAIL)
+        pages.follow(pages.button("Subscribe"), "Check your inbox")
+
+        pages.open(f"{base_url}/mailbox")
+        assert EMAIL in pages.text() and "Confirm your digest subscription" in pages.text()
+        pages.shot("mailbox")
+        pages.follow(
+            browser.find_element(By.LINK_TEXT, "Confirm your digest subscription"),
+            "Confirm your digest subscription",
+        )
+        frame = browser.find_element(By.CSS_SELECTOR, "iframe.email")
+        assert "allow-scripts" not in (frame.get_attribute("sandbox") or "")
+        pages.shot("mailbox-message")
+
+        # The email's own "Confirm" link, clicked inside the sandboxed frame.
+        browser.switch_to.frame(frame)
+        confirm = browser.find_element(By.PARTIAL_LINK_TEXT, "Confirm")
+        tabs = set(browser.window_handles)
+        confirm.click()
+        browser.switch_to.default_content()
+        assert wait_for(lambda: len(browser.window_handles) > len(tabs), timeout=15)
+        (new_tab,) = set(browser.window_handles) - tabs
+        browser.switch_to.window(new_tab)
+        assert wait_for(lambda: pages.heading() == "Confirm your subscription", timeout=15)
+        pages.follow(pages.button("Yes, subscribe me"), "You are subscribed")
+
+        # The same pages on a desktop screen. Chromedriver's phone emulation is set again
+        # on each navigation: the desktop's metrics go after it.
+        def desktop() -> None:
+            browser.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
+
+        pages.open(f"{base_url}/mailbox")
+        desktop()
+        pages.shot("mailbox-desktop", width=1280)
+        message_url = browser.find_element(
+            By.LINK_TEXT, "Confirm your digest subscription"
+        ).get_attribute("href")
+        assert message_url
+        pages.open(message_url)
+        desktop()
+        pages.shot("mailbox-message-desktop", width=1280)
+        pages.open(message_url + "?part=raw")
+        desktop()
+        assert "Return-Path:" in pages.text()
+        pages.shot("mailbox-source-desktop", width=1280)
+
+        assert pages.console_errors() == []
+        assert serve.alive(), serve.report()

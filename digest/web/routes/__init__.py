@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from digest.web.routes import (
+    archive,
     confirm,
     feedback,
     health,
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     feedback.router,
     unsubscribe.router,
     webhooks.router,
+    archive.router,
 )

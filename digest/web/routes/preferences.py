@@ -96,6 +96,7 @@ class PreferencesPage:
             csrf=self.form_tokens.issue(subscriber),
             base=f"/preferences/{token}",
             unsubscribe_url=f"/unsubscribe/{self.links.token(Purpose.UNSUBSCRIBE, subscriber)}",
+            feed_url=self.links.feed(subscriber),
         )
 
 
