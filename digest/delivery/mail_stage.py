@@ -20,13 +20,19 @@ from digest.bounces.smtp import refusal_event
 from digest.db.dialects import one_of
 from digest.delivery.compose import DigestComposer
 from digest.delivery.ledger import Outcome, Result, RetryPolicy
-from digest.delivery.models import Delivery, DeliveryPaper, EditionTrending, SkipReason
+from digest.delivery.models import (
+    Delivery,
+    DeliveryPaper,
+    DeliveryStatus,
+    EditionTrending,
+    SkipReason,
+)
 from digest.mail.outgoing import OutgoingMessage
 from digest.mail.sender import SendError
 from digest.papers.models import Paper
 from digest.ranking.picks import Pick
 from digest.subscriptions.choices import SubscriberStatus
-from digest.subscriptions.models import Subscriber
+from digest.subscriptions.models import Feedback, FeedbackKind, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -149,15 +155,57 @@ def load_mail_items(
         trending.setdefault(edition, []).append(
             Pick(paper=papers[paper_id], reason=reason, upvotes=None)
         )
+    shown = _shown_before(session, [r[4].id for r in rows], {r.paper_id for r in section})
     items = []
     for i, edition, created_at, attempts, subscriber in rows:
         own = picks.get(i, [])
         chosen = {p.paper.id for p in own}
-        others = [p for p in trending.get(edition, []) if p.paper.id not in chosen]
+        seen = shown.get(subscriber.id, {})
+        others = [
+            p
+            for p in trending.get(edition, [])
+            if p.paper.id not in chosen and seen.get(p.paper.id, i + 1) > i
+        ]
         items.append(
             MailItem(i, edition, created_at, attempts, subscriber, own, others[:trending_size])
         )
     return items
+
+
+def _shown_before(
+    session: Session, reader_ids: Sequence[int], paper_ids: set[int]
+) -> dict[int, dict[int, int]]:
+    """Which of ``paper_ids`` each reader must not find in a trending section: per
+    reader, paper id -> the first delivery id it may not appear in. Papers sent to
+    them before (never a paper twice, in a section either), from that delivery on;
+    papers they asked fewer of, everywhere (-1)."""
+    if not paper_ids or not reader_ids:
+        return {}
+    shown: dict[int, dict[int, int]] = {}
+    sent = session.execute(
+        select(Delivery.subscriber_id, DeliveryPaper.paper_id, Delivery.id)
+        .join(Delivery, Delivery.id == DeliveryPaper.delivery_id)
+        .where(
+            one_of(session, Delivery.subscriber_id, reader_ids),
+            DeliveryPaper.paper_id.in_(paper_ids),
+            Delivery.status == DeliveryStatus.SENT,
+        )
+    )
+    for reader, paper, delivery in sent:
+        # Shown from the delivery after the one that sent it: an old digest on the
+        # web still shows the section it was mailed with.
+        first = shown.setdefault(reader, {}).get(paper)
+        shown[reader][paper] = min(delivery + 1, first) if first is not None else delivery + 1
+    fewer = session.execute(
+        select(Feedback.subscriber_id, Feedback.paper_id).where(
+            one_of(session, Feedback.subscriber_id, reader_ids),
+            Feedback.paper_id.in_(paper_ids),
+            Feedback.kind == FeedbackKind.FEWER,
+        )
+    )
+    for reader, paper in fewer:
+        shown.setdefault(reader, {})[paper] = -1
+    return shown
 
 
 def prepare(item: MailItem, *, composer: DigestComposer, now: datetime) -> OutgoingMessage | Result:

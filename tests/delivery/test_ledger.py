@@ -446,6 +446,28 @@ def test_an_edition_s_trending_section_is_chosen_once_and_shown_less_each_reader
         assert "20 upvotes" in section
 
 
+def test_a_trending_section_never_repeats_a_paper_the_reader_was_sent(
+    session: Session, make_runtime: Callable[..., Runtime]
+) -> None:
+    papers = [make_paper(session, upvotes=n) for n in (50, 40, 30, 20, 10)]
+    make_subscriber(session, send_hour=0, papers_per_digest=1)
+    sender = FakeSender()
+    runtime = make_runtime(sender)
+    [monday] = claim_due_deliveries(session, now=NOW)
+    runtime.send_batch([monday], now=NOW)
+    tuesday_at = NOW + timedelta(days=1)
+    [tuesday] = claim_due_deliveries(session, now=tuesday_at)
+    runtime.send_batch([tuesday], now=tuesday_at)
+
+    first, second = (m.get_body(("plain",)).get_content() for m in sender.sent)  # type: ignore[union-attr]
+    sent_monday = status(session, monday).paper_ids
+    assert sent_monday and status(session, tuesday).paper_ids != sent_monday
+    [monday_paper] = [p for p in papers if p.id in sent_monday]
+    # Monday's pick is never in Tuesday's digest, its trending section included.
+    assert monday_paper.title in first and monday_paper.title not in second
+    assert "Trending today" in second
+
+
 def test_a_trending_section_of_size_0_is_left_out(
     session: Session, make_runtime: Callable[..., Runtime], tmp_path: Path
 ) -> None:
