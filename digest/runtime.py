@@ -63,7 +63,7 @@ from digest.mail.sender import Sender, SendError
 from digest.mail.smtp import SmtpConfig, SmtpSender
 from digest.subscriptions.links import Links
 from digest.subscriptions.notices import NoticeComposer
-from digest.subscriptions.subscribers import Notice
+from digest.subscriptions.subscribers import Notice, find_subscriber
 from digest.subscriptions.tokens import Signer
 
 if TYPE_CHECKING:
@@ -71,13 +71,16 @@ if TYPE_CHECKING:
     from digest.mail.dkim import DkimSigner
     from digest.metrics.status import Status
     from digest.papers.ingest import Progress, SourceSummary
+    from digest.papers.sources import Item
     from digest.papers.sources.http import Fetcher
     from digest.ranking.ranker import TrendingRanker
     from digest.ranking.semantic import Embedder
+    from digest.subscriptions.library import ImportSummary, ParsedLibrary
 
-# The ranking (NumPy, SciPy, the ranker's libraries) and ingest (HTTP, HTML and LaTeX
-# libraries) are imported by the methods that use them: a mail-only worker, whose
-# prefork children start from what its main process imported, never loads them.
+# The ranking (NumPy, SciPy, the ranker's libraries), ingest (HTTP, HTML and LaTeX
+# libraries) and a reader's library import are imported by the methods that use
+# them: a mail-only worker, whose prefork children start from what its main process
+# imported, never loads them.
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +111,21 @@ FAILURES_IN_A_ROW_MEANING_DOWN = 3
 
 class Runtime:
     def __init__(
-        self, settings: Settings, *, provider_fetch: Fetch | None = None, **engine_options: Any
+        self,
+        settings: Settings,
+        *,
+        provider_fetch: Fetch | None = None,
+        paper_fetcher: Callable[[], Fetcher] | None = None,
+        **engine_options: Any,
     ) -> None:
         self.settings = settings
         self.engine_options = engine_options
         # What GETs providers' URLs (SNS certificates and confirmations); None: HTTPS.
         # Tests pass one answering for the hosts outside the machine.
         self.provider_fetch = provider_fetch
+        # What builds the fetcher of papers (the sources, a reader's library); None:
+        # the polite HTTP one. Tests pass one answered by recorded responses.
+        self.paper_fetcher = paper_fetcher
 
     @cached_property
     def engine(self) -> Engine:
@@ -240,6 +251,8 @@ class Runtime:
         return enabled_source_configs(self.settings.sources_file, self.settings.sources)
 
     def fetcher(self) -> Fetcher:
+        if self.paper_fetcher is not None:
+            return self.paper_fetcher()
         from digest.papers.sources.registry import make_fetcher
 
         return make_fetcher(
@@ -274,6 +287,45 @@ class Runtime:
         if any(s.new or s.updated for s in summaries):
             self.embed_new_papers(now=moment)
         return summaries
+
+    def fetch_arxiv(self, arxiv_ids: Sequence[str]) -> list[Item]:
+        """The arXiv API's records of these ids (a reader's library), asked for
+        ``ARXIV_IDS_PER_REQUEST`` at a time through the polite fetcher."""
+        # Imported here, as build_source imports each kind: lxml loads when used.
+        from digest.papers.sources.arxiv_api import ArxivApiSource
+        from digest.subscriptions.library import ARXIV_IDS_PER_REQUEST
+
+        fetcher = self.fetcher()
+        # Someone waits on a page for this: one retry, and never minutes of Retry-After
+        # (a refusal says "arXiv could not be asked", and the import goes on without it).
+        fetcher.max_retries = min(fetcher.max_retries, 1)
+        fetcher.max_retry_after = min(fetcher.max_retry_after, 10.0)
+        try:
+            source = ArxivApiSource(
+                fetcher=fetcher, id_list=arxiv_ids, page_size=ARXIV_IDS_PER_REQUEST
+            )
+            return list(source.fetch())
+        finally:
+            fetcher.close()
+
+    def import_library(
+        self, email: str, parsed: ParsedLibrary, *, now: datetime | None = None
+    ) -> ImportSummary:
+        """A reader's pasted ids or BibTeX/RIS file as their "more like this" papers.
+        arXiv is asked between the two transactions, so none waits on it."""
+        from digest.subscriptions.library import import_library, missing_arxiv_ids, prefetched
+
+        with unit_of_work(self.session_factory) as session:
+            # An unknown reader costs no request to arXiv.
+            if find_subscriber(session, email) is None:
+                raise LookupError(f"no subscriber {email}")
+            missing = missing_arxiv_ids(session, parsed)
+        fetch = prefetched(self.fetch_arxiv, missing)
+        with unit_of_work(self.session_factory) as session:
+            subscriber = find_subscriber(session, email)
+            if subscriber is None:
+                raise LookupError(f"no subscriber {email}")
+            return import_library(session, subscriber, parsed, fetch=fetch, now=now or utcnow())
 
     def embed_new_papers(self, *, now: datetime | None = None) -> int:
         """Embeddings of the ranking window's new papers, stored at ingest (when semantic

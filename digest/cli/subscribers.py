@@ -7,7 +7,8 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -21,6 +22,10 @@ from digest.subscriptions.choices import (
     Frequency,
     SubscriberStatus,
 )
+
+if TYPE_CHECKING:
+    from digest.runtime import Runtime
+    from digest.subscriptions.library import ImportSummary, ParsedLibrary
 
 subscribers_cli = typer.Typer(help="Manage subscribers.", no_args_is_help=True)
 
@@ -36,6 +41,15 @@ def subscribers_add(
     papers: Annotated[
         int, typer.Option(min=1, max=MAX_PAPERS_PER_DIGEST, help="Papers per digest.")
     ] = DEFAULT_PAPERS_PER_DIGEST,
+    papers_from: Annotated[
+        str | None,
+        typer.Option(
+            "--papers-from",
+            "--library",
+            help="The reader's own papers, as 'more like this': a BibTeX or RIS file, "
+            "or arXiv ids/URLs (comma- or space-separated), or - for standard input.",
+        ),
+    ] = None,
 ) -> None:
     """Add a subscriber (pending until confirmed, unless --confirmed).
 
@@ -54,6 +68,8 @@ def subscribers_add(
         validate_timezone,
     )
 
+    # Read before anything is added: a file that cannot be read adds no one.
+    library = _read_library(papers_from) if papers_from is not None else None
     runtime = open_runtime()
     again: int | None = None
     try:
@@ -90,6 +106,8 @@ def subscribers_add(
                 typer.echo(f"added {subscriber.email} ({subscriber.status.value})")
     except SubscriberError as exc:
         fail(str(exc), 2)
+    if library is not None:
+        _import_library(runtime, email, library)
     if again is not None:
         # After the commit: the link in it confirms the pending row.
         try:
@@ -97,6 +115,62 @@ def subscribers_add(
         except SendError as exc:
             fail(f"the confirmation email was not sent: {exc}", 1)
         typer.echo("confirmation email sent")
+
+
+@subscribers_cli.command("library")
+def subscribers_library(
+    email: str,
+    papers_from: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE_OR_IDS",
+            help="A BibTeX or RIS file, arXiv ids/URLs, or - for standard input.",
+        ),
+    ],
+) -> None:
+    """Add a reader's own papers as their "more like this" (as the preferences page does).
+
+    arXiv ids not yet stored are fetched from the arXiv API; entries without one are
+    matched by DOI or exact title among stored papers. Prints what was added, what
+    was not found and which lines were not understood; exit code 1 when any entry
+    was not found or not understood, 2 when the reader or the file is unknown.
+    """
+    library = _read_library(papers_from)
+    summary = _import_library(open_runtime(), email, library)
+    if summary.not_found or summary.problems or summary.fetch_error:
+        raise typer.Exit(1)
+
+
+def _read_library(papers_from: str) -> ParsedLibrary:
+    from digest.subscriptions.library import MAX_UPLOAD_BYTES, decode_upload, parse_library
+
+    if papers_from == "-":
+        return parse_library(decode_upload(sys.stdin.buffer.read(MAX_UPLOAD_BYTES + 1)))
+    path = Path(papers_from)
+    if not path.is_file():
+        # Not a file: the ids themselves ("2401.01234, hep-th/9901001").
+        return parse_library(papers_from)
+    try:
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            fail(f"{papers_from} is {size:,} bytes, over the {MAX_UPLOAD_BYTES:,}-byte limit", 2)
+        return parse_library(decode_upload(path.read_bytes()))
+    except OSError as exc:
+        fail(f"cannot read {papers_from}: {exc.strerror}", 2)
+
+
+def _import_library(runtime: Runtime, email: str, library: ParsedLibrary) -> ImportSummary:
+    from digest.papers.sources import SourceError
+
+    try:
+        summary = runtime.import_library(email, library)
+    except LookupError:
+        fail(f"no subscriber {email}", 2)
+    except SourceError as exc:
+        fail(str(exc), 1)
+    for line in summary.lines():
+        typer.echo(line)
+    return summary
 
 
 @subscribers_cli.command("list")

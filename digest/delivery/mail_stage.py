@@ -178,7 +178,8 @@ def _shown_before(
     """Which of ``paper_ids`` each reader must not find in a trending section: per
     reader, paper id -> the first delivery id it may not appear in. Papers sent to
     them before (never a paper twice, in a section either), from that delivery on;
-    papers they asked fewer of, everywhere (-1)."""
+    papers they asked fewer of, or more of (a paper of their own library is no news
+    to them), everywhere (-1)."""
     if not paper_ids or not reader_ids:
         return {}
     shown: dict[int, dict[int, int]] = {}
@@ -200,7 +201,7 @@ def _shown_before(
         select(Feedback.subscriber_id, Feedback.paper_id).where(
             one_of(session, Feedback.subscriber_id, reader_ids),
             Feedback.paper_id.in_(paper_ids),
-            Feedback.kind == FeedbackKind.FEWER,
+            Feedback.kind.in_((FeedbackKind.FEWER, FeedbackKind.MORE)),
         )
     )
     for reader, paper in fewer:

@@ -569,11 +569,15 @@ def _closeness(
 def _blocked(
     candidates: Candidates, profiles: Sequence[Profile], sent: Sequence[Iterable[int]]
 ) -> np.ndarray:
-    """Cells no reader may get: papers already sent or asked fewer of, with their
-    near-duplicates (the same work listed again), and papers excluded by keyword,
-    as reader * n + paper keys (repeats possible)."""
+    """Cells no reader may get: papers already sent, asked fewer of or more of, with
+    their near-duplicates (the same work listed again), and papers excluded by
+    keyword, as reader * n + paper keys (repeats possible). A paper asked more of
+    came in a digest or from the reader's own library: either way it is no news to them."""
     n = len(candidates)
-    ids = [(*ids, *profile.fewer_like) for profile, ids in zip(profiles, sent, strict=True)]
+    ids = [
+        (*ids, *profile.fewer_like, *profile.more_like)
+        for profile, ids in zip(profiles, sent, strict=True)
+    ]
     counts = np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(ids))
     flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(counts.sum()))
     owners = np.repeat(np.arange(len(ids), dtype=np.int64), counts)

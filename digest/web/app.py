@@ -13,7 +13,7 @@ loop before routing (:mod:`digest.web.one_click`).
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,7 @@ from digest.web.security_headers import SECURITY_HEADERS, SecurityHeaders
 
 if TYPE_CHECKING:
     from digest.bounces.sns import Fetch
+    from digest.papers.sources.http import Fetcher
 
     # A type only: create_app imports workers.app when it builds the celery app itself.
     from workers.app import DigestCelery
@@ -75,15 +76,18 @@ def create_app(
     *,
     provider_fetch: Fetch | None = None,
     mailbox: Mailbox | None = None,
+    paper_fetcher: Callable[[], Fetcher] | None = None,
 ) -> FastAPI:
-    """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates):
-    tests pass one, the default is HTTPS. With ``mailbox`` (``digest serve`` only) the
-    site also shows, under ``/mailbox``, what the local SMTP sink received; without,
-    there is no such page."""
+    """``provider_fetch`` GETs providers' URLs for the webhooks (SNS certificates),
+    ``paper_fetcher`` builds what fetches a reader's papers from arXiv: tests pass
+    them, the defaults are HTTPS. With ``mailbox`` (``digest serve`` only) the site
+    also shows, under ``/mailbox``, what the local SMTP sink received; without, there
+    is no such page."""
     sqlite = settings.resolved_database_url.startswith("sqlite")
     runtime = Runtime(
         settings,
         provider_fetch=provider_fetch,
+        paper_fetcher=paper_fetcher,
         **(
             {}
             if sqlite

@@ -24,11 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from config.settings import Settings
 from digest.db.unit_of_work import after_commit, unit_of_work
 from digest.runtime import Runtime
+from digest.subscriptions.library import MAX_UPLOAD_BYTES, FetchArxiv
 from digest.subscriptions.links import Links
 from digest.subscriptions.ratelimit import RateLimiter
 from digest.subscriptions.subscribers import NoticeDue
 from digest.subscriptions.tokens import Purpose, Signer
-from digest.web.forms import read_form
+from digest.web.forms import read_form, read_upload_form
 from digest.web.origin import check_same_origin, origin_of
 from digest.web.rendering import Pages
 from digest.web.signed import FormTokens, SignedForm, SignedLink
@@ -120,6 +121,10 @@ async def _limiter(request: Request) -> RateLimiter:
     return collaborators_of(request).limiter
 
 
+async def _arxiv(request: Request) -> FetchArxiv:
+    return collaborators_of(request).runtime.fetch_arxiv
+
+
 async def _notices(request: Request) -> NoticePublisher:
     return NoticePublisher(collaborators_of(request).celery)
 
@@ -158,6 +163,7 @@ PagesDep = Annotated[Pages, Depends(_pages)]
 LinksDep = Annotated[Links, Depends(_links)]
 LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
 NoticesDep = Annotated[NoticePublisher, Depends(_notices)]
+ArxivDep = Annotated[FetchArxiv, Depends(_arxiv)]
 FormTokensDep = Annotated[FormTokens, Depends(_form_tokens)]
 FormFields = Annotated[dict[str, str], Depends(_form_fields)]
 # For a state-changing POST that reads no form (a confirmation button).
@@ -196,3 +202,33 @@ FeedbackLink = Annotated[SignedLink, Depends(signed_link_for(Purpose.FEEDBACK))]
 UnsubscribeLink = Annotated[SignedLink, Depends(signed_link_for(Purpose.UNSUBSCRIBE))]
 PreferencesForm = Annotated[SignedForm, Depends(_signed_form(Purpose.PREFERENCES))]
 UnsubscribeForm = Annotated[SignedForm, Depends(_signed_form(Purpose.UNSUBSCRIBE))]
+
+
+# The library form's fields: pasted ids (200 references of a long URL each, with
+# room to spare) and the file input, the one file any form of the site accepts.
+LIBRARY_FILE_FIELD = "library_file"
+LIBRARY_FIELD_LIMITS = {"papers": 40_000}
+
+
+@dataclass(frozen=True)
+class LibraryUpload:
+    """The library form: its signed fields, and the file uploaded with them."""
+
+    form: SignedForm
+    file: bytes | None
+
+
+async def _library_upload(request: Request, token: str) -> LibraryUpload:
+    await _same_origin(request)
+    fields, file = await read_upload_form(
+        request,
+        file_field=LIBRARY_FILE_FIELD,
+        max_file_bytes=MAX_UPLOAD_BYTES,
+        field_limits=LIBRARY_FIELD_LIMITS,
+    )
+    link = _verified(request, Purpose.PREFERENCES, token)
+    tokens = FormTokens(collaborators_of(request).signer)
+    return LibraryUpload(SignedForm(fields, link, tokens), file)
+
+
+LibraryForm = Annotated[LibraryUpload, Depends(_library_upload)]

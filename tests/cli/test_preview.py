@@ -219,3 +219,59 @@ def test_json_stays_the_picks_and_trending_prints_the_section(
     assert json.loads(run("preview", *asked, "--trending", env=off, cwd=tmp_path).stdout) == []
     printed = run("preview", *asked, env=off, cwd=tmp_path)
     assert printed.returncode == 0 and "Trending" not in printed.stdout
+
+
+def test_a_readers_own_papers_from_bibtex_lead_their_preview(
+    sample: dict[str, str], tmp_path: Path
+) -> None:
+    # Titles only (the sample has no arXiv ids), so nothing is asked of arXiv.
+    (tmp_path / "mine.bib").write_text(
+        "@inproceedings{cai2019,\n"
+        "  title = {{ProxylessNAS}: Direct Neural Architecture Search on Target Task"
+        " and Hardware},\n"
+        "  booktitle = {ICLR},\n}\n"
+        "@article{broken, title = {Never closed\n"
+        "@article{unknown, title = {A Paper Nobody Ingested}}\n",
+        encoding="utf-8",
+    )
+
+    added = run(
+        "subscribers",
+        "add",
+        "ada@example.org",
+        "--confirmed",
+        "--papers-from",
+        "mine.bib",
+        env=sample,
+        cwd=tmp_path,
+    )
+
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.splitlines() == [
+        "added ada@example.org (active)",
+        "1 paper(s) added to your references",
+        "1 not found: line 6 “A Paper Nobody Ingested”",
+        "not understood: line 5: BibTeX entry not understood (a “{” is never closed)",
+    ]
+    run("subscribers", "add", "bob@example.org", "--confirmed", env=sample, cwd=tmp_path)
+    picks = preview(sample, tmp_path, "--email", "ada@example.org", "--top", "10")
+    trending = preview(sample, tmp_path, "--email", "bob@example.org", "--top", "10")
+    theirs = [p["title"].split(":")[0] for p in picks]
+    overall = [p["title"].split(":")[0] for p in trending]
+
+    # Bob, with no interests, gets the trending list; Ada's own paper lifts another
+    # architecture-search paper (by the same group) into her first picks...
+    assert "Once-for-All" in theirs[:2] and "Once-for-All" not in overall
+    # ...and her own paper, though in the overall list, is no news to her.
+    assert "ProxylessNAS" in overall and "ProxylessNAS" not in theirs
+
+    again = run("subscribers", "library", "ada@example.org", "mine.bib", env=sample, cwd=tmp_path)
+    assert again.returncode == 1  # entries not found or not understood
+    assert again.stdout.splitlines()[0] == "0 paper(s) added to your references, 1 already there"
+    unknown = run(
+        "subscribers", "library", "cy@example.org", "2401.01234", env=sample, cwd=tmp_path
+    )
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        2,
+        "error: no subscriber cy@example.org",
+    )

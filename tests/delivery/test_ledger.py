@@ -41,7 +41,8 @@ from digest.mail.sink import SmtpSink, free_port
 from digest.ranking.ranker import TrendingRanker
 from digest.runtime import Runtime
 from digest.subscriptions.choices import SubscriberStatus
-from digest.subscriptions.models import Subscriber
+from digest.subscriptions.feedback import record_feedback
+from digest.subscriptions.models import FeedbackKind, Subscriber
 from digest.subscriptions.tokens import Purpose, Signer
 from tests.factories import NOW, make_paper, make_subscriber
 
@@ -466,6 +467,23 @@ def test_a_trending_section_never_repeats_a_paper_the_reader_was_sent(
     # Monday's pick is never in Tuesday's digest, its trending section included.
     assert monday_paper.title in first and monday_paper.title not in second
     assert "Trending today" in second
+
+
+def test_a_trending_section_leaves_out_the_readers_own_papers(
+    session: Session, make_runtime: Callable[..., Runtime]
+) -> None:
+    own, *others = [make_paper(session, upvotes=n) for n in (50, 40, 30, 20, 10)]
+    reader = make_subscriber(session, send_hour=0, papers_per_digest=1)
+    # From their library (digest subscribers library): asked more of, never sent.
+    record_feedback(session, reader, own.id, FeedbackKind.MORE, now=NOW)
+    sender = FakeSender()
+    [delivery] = claim_due_deliveries(session, now=NOW)
+    make_runtime(sender).send_batch([delivery], now=NOW)
+
+    [message] = sender.sent
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Trending today" in text and others[0].title in text
+    assert own.title not in text
 
 
 def test_a_trending_section_of_size_0_is_left_out(

@@ -305,6 +305,28 @@ def test_a_reader_subscribes_chooses_preferences_gets_a_digest_and_unsubscribes(
     assert found, header
     unsubscribe_url = found.group(1)
 
+    # Their own papers from a BibTeX file (titles of sampled papers: no arXiv request),
+    # chosen in the file input and posted as multipart, as a browser does.
+    library = site.workdir / "mine.bib"
+    library.write_text(
+        "@inproceedings{cai2019,\n  title = {{ProxylessNAS}: Direct Neural Architecture"
+        " Search on Target Task and Hardware},\n}\n@misc{broken, title = {never closed\n",
+        encoding="utf-8",
+    )
+    pages.open(preferences_url)
+    pages.field("library_file").send_keys(str(library))
+    pages.follow(pages.button("Add these papers"), "Your preferences")
+    report = browser.find_element(By.CSS_SELECTOR, "div[role=status]").text.splitlines()
+    assert report == [
+        "1 paper(s) added to your references",
+        "not understood: file line 4: BibTeX entry not understood (a “{” is never closed)",
+    ]
+    listed = browser.find_element(By.CSS_SELECTOR, "ul.references").text
+    assert listed.startswith("ProxylessNAS: Direct Neural Architecture Search")
+    pages.shot("preferences-library")
+    pages.follow(pages.button("Remove"), "Your preferences")
+    assert browser.find_elements(By.CSS_SELECTOR, "ul.references") == []
+
     # The digest as the reader sees it (opened as a file), three papers as chosen.
     preview = site.workdir / "digest.html"
     preview.write_text(html_part(digest), encoding="utf-8")

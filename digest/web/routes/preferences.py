@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from digest.subscriptions.choices import SubscriberStatus
+from digest.subscriptions.library import MAX_UPLOAD_BYTES, references_of
 from digest.subscriptions.links import Links
 from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import (
@@ -54,6 +55,7 @@ class PreferencesPage:
 
     def render(
         self,
+        session: Session,
         subscriber: Subscriber,
         token: str,
         *,
@@ -61,6 +63,7 @@ class PreferencesPage:
         values: dict[str, str] | None = None,
         errors: dict[str, str] | None = None,
         notice: str = "",
+        library_report: list[str] | None = None,
     ) -> HTMLResponse:
         current = Preferences.of(subscriber)
         shown = {
@@ -86,6 +89,9 @@ class PreferencesPage:
             values=shown,
             errors=errors or {},
             notice=notice,
+            library_report=library_report or [],
+            references=references_of(session, subscriber),
+            max_upload_mb=MAX_UPLOAD_BYTES // 1_000_000,
             weekdays=list(enumerate(WEEKDAYS)),
             csrf=self.form_tokens.issue(subscriber),
             base=f"/preferences/{token}",
@@ -108,7 +114,7 @@ async def preferences_get(
     link: PreferencesLink, view: PreferencesPageDep, transaction: TransactionDep
 ) -> HTMLResponse:
     def show(session: Session) -> HTMLResponse:
-        return view.render(link.holder(session), link.token)
+        return view.render(session, link.holder(session), link.token)
 
     return await transaction(show)
 
@@ -126,10 +132,10 @@ async def preferences_post(
         except InvalidPreferences as exc:
             # Nothing is changed: the form comes back with what was typed.
             return view.render(
-                subscriber, token, status_code=400, values=form.fields, errors=exc.errors
+                session, subscriber, token, status_code=400, values=form.fields, errors=exc.errors
             )
         apply_preferences(subscriber, preferences)
-        return view.render(subscriber, token, notice="Your preferences are saved.")
+        return view.render(session, subscriber, token, notice="Your preferences are saved.")
 
     return await transaction(save)
 
@@ -147,7 +153,7 @@ async def pause_post(
             if changed
             else "Nothing to change."
         )
-        return view.render(subscriber, form.link.token, notice=notice)
+        return view.render(session, subscriber, form.link.token, notice=notice)
 
     return await transaction(pause)
 
@@ -172,6 +178,7 @@ async def email_post(
             )
         except SubscriberError as exc:
             return view.render(
+                session,
                 subscriber,
                 token,
                 status_code=400,
@@ -182,6 +189,7 @@ async def email_post(
         if limiter.allow(settings.confirm_limit_per_address, "notice", address):
             notices.publish(session, outcome)
         return view.render(
+            session,
             subscriber,
             token,
             notice=f"We sent a confirmation link to {address}. "
