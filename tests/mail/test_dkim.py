@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dkim
@@ -223,6 +223,36 @@ def test_a_message_that_cannot_be_signed_fails_alone_and_is_never_sent_unsigned(
     assert outcomes["<2@example.org>"] is None
     [raw] = [path.read_bytes() for path in smtp_sink.files()]
     assert dkim.verify(raw, dnsfunc=dns)
+
+
+def test_signed_ahead_every_message_is_reported_and_a_composing_error_comes_after_them(
+    smtp_sink: SmtpSink, dkim_key: tuple[Path, Dns]
+) -> None:
+    key_file, dns = dkim_key
+    signer = DkimSigner(domain=DOMAIN, selector=SELECTOR, key=DkimKey.read(key_file))
+    sender = SigningSender(SmtpSender(SmtpConfig.from_url(smtp_sink.url, connections=3)), signer)
+    reported: list[str] = []
+
+    def messages(count: int, then_fail: bool) -> Iterator[OutgoingMessage]:
+        for n in range(count):
+            data = f"From: b@example.org\r\nTo: a@example.net\r\nSubject: {n}\r\n\r\nhi\r\n"
+            yield OutgoingMessage("b@example.org", "a@example.net", f"<{n}@x>", data.encode())
+        if then_fail:
+            raise RuntimeError("composing the next one failed")
+
+    def on_result(message: OutgoingMessage, error: SendError | None) -> None:
+        assert error is None
+        reported.append(message.message_id)
+
+    sender.send_many(messages(25, then_fail=False), on_result)
+    assert sorted(reported) == sorted(f"<{n}@x>" for n in range(25))
+    reported.clear()
+    with pytest.raises(RuntimeError, match="composing the next one failed"):
+        sender.send_many(messages(4, then_fail=True), on_result)
+    # What was composed before the error still went out and was reported.
+    assert sorted(reported) == sorted(f"<{n}@x>" for n in range(4))
+    raws = [path.read_bytes() for path in smtp_sink.files()]
+    assert len(raws) == 29 and all(dkim.verify(raw, dnsfunc=dns) for raw in raws)
 
 
 @pytest.mark.parametrize(
