@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from digest.papers.models import Paper, PopularitySignal
 from digest.subscriptions.choices import Frequency, SubscriberStatus
 from digest.subscriptions.models import Subscriber
+from digest.subscriptions.subscribers import Notice
 
 NOW = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 _sequence = itertools.count(1)
@@ -58,3 +59,13 @@ def make_subscriber(session: Session, **fields: Any) -> Subscriber:
     session.add(subscriber)
     session.flush()
     return subscriber
+
+
+def make_subscriber_for_notice(session: Session, notice: Notice) -> Subscriber:
+    """A reader in the state a notice is sent in: pending for a confirmation, with an
+    address change waiting for its confirmation, active for the others."""
+    if notice == Notice.CONFIRM:
+        return make_subscriber(session, status=SubscriberStatus.PENDING, confirmed_at=None)
+    if notice == Notice.CONFIRM_EMAIL_CHANGE:
+        return make_subscriber(session, pending_email="new-address@example.org")
+    return make_subscriber(session)

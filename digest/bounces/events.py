@@ -44,3 +44,15 @@ class MailEvent:
     raw: str = ""
     # The Message-ID of the original message when the report carries it.
     message_id: str | None = None
+
+
+def reported_time(value: object) -> datetime | None:
+    """A provider's ISO 8601 timestamp ("2016-01-27T14:59:38.237Z"), or None when it
+    is missing, malformed or without a time zone (which could be any)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from digest.bounces.events import EventKind, MailEvent
+from digest.bounces.events import EventKind, MailEvent, reported_time
 
 SOURCE = "postmark"
 RAW_LIMIT = 4000
@@ -72,7 +72,7 @@ def postmark_events(record: Mapping[str, Any], *, received_at: datetime) -> list
         MailEvent(
             kind=kind,
             source=SOURCE,
-            occurred_at=_time(record.get("BouncedAt")) or received_at,
+            occurred_at=reported_time(record.get("BouncedAt")) or received_at,
             recipient=email,
             status=status.group(1) if status else None,
             reason=(details or str(record.get("Description") or record.get("Type", "")))[:500],
@@ -97,13 +97,3 @@ def credentials_match(authorization: str | None, *, user: str, password: str) ->
         return False
     expected = f"{user}:{password}".encode()
     return hmac.compare_digest(given, expected)
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

@@ -28,7 +28,7 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
-from digest.bounces.events import EventKind, MailEvent
+from digest.bounces.events import EventKind, MailEvent, reported_time
 from digest.mail.bounces import BounceAddresses, BounceKind
 
 SOURCE = "ses"
@@ -166,7 +166,7 @@ def _event(
     return MailEvent(
         kind=kind,
         source=SOURCE,
-        occurred_at=_time(report.get("timestamp")) or received_at,
+        occurred_at=reported_time(report.get("timestamp")) or received_at,
         recipient=str(recipient["emailAddress"]),
         delivery_id=delivery_id,
         subscriber_id=subscriber_id,
@@ -191,13 +191,3 @@ def _recipients(report: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]
     ):
         raise NotAnSesNotification(f"{name} is not a list of recipients")
     return recipients
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None

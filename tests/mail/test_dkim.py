@@ -30,9 +30,8 @@ from digest.mail.sink import SmtpSink
 from digest.mail.smtp import SmtpConfig, SmtpSender
 from digest.runtime import Runtime
 from digest.subscriptions.choices import SubscriberStatus
-from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import Notice
-from tests.factories import NOW, make_paper, make_subscriber
+from tests.factories import NOW, make_paper, make_subscriber, make_subscriber_for_notice
 
 DOMAIN = "example.org"
 SELECTOR = "digest2026"
@@ -145,14 +144,6 @@ def test_a_digest_is_signed_over_its_unsubscribe_headers_and_verifies(
     assert not dkim.verify(re.sub(rb"Subject: ", b"Subject: Re: ", raw, count=1), dnsfunc=dns)
 
 
-def subscriber_for(session: Session, notice: Notice) -> Subscriber:
-    if notice == Notice.CONFIRM:
-        return make_subscriber(session, status=SubscriberStatus.PENDING, confirmed_at=None)
-    if notice == Notice.CONFIRM_EMAIL_CHANGE:
-        return make_subscriber(session, pending_email="new-address@example.org")
-    return make_subscriber(session)
-
-
 @pytest.mark.parametrize("notice", list(Notice))
 def test_every_notice_is_signed_and_verifies(
     session: Session,
@@ -163,7 +154,7 @@ def test_every_notice_is_signed_and_verifies(
 ) -> None:
     key_file, dns = dkim_key
     runtime = make_runtime(**signing_settings(key_file, smtp_url=smtp_sink.url))
-    reader = subscriber_for(session, notice)
+    reader = make_subscriber_for_notice(session, notice)
 
     assert runtime.send_notice(notice, reader.id, now=NOW)
 

@@ -11,18 +11,8 @@ from config.settings import Settings
 from digest.mail.bounces import BounceKind
 from digest.mail.sink import SmtpSink
 from digest.runtime import Runtime
-from digest.subscriptions.choices import SubscriberStatus
-from digest.subscriptions.models import Subscriber
 from digest.subscriptions.subscribers import Notice
-from tests.factories import NOW, make_subscriber
-
-
-def subscriber_for(session: Session, notice: Notice) -> Subscriber:
-    if notice == Notice.CONFIRM:
-        return make_subscriber(session, status=SubscriberStatus.PENDING, confirmed_at=None)
-    if notice == Notice.CONFIRM_EMAIL_CHANGE:
-        return make_subscriber(session, pending_email="new-address@example.org")
-    return make_subscriber(session)
+from tests.factories import NOW, make_subscriber_for_notice
 
 
 @pytest.mark.parametrize("notice", list(Notice))
@@ -35,7 +25,7 @@ def test_a_notice_is_marked_automatic_and_bounces_to_its_own_signed_address(
     runtime = Runtime(
         make_settings(smtp_url=smtp_sink.url, reply_to="help@example.org", feedback_sender_id="lab")
     )
-    reader = subscriber_for(session, notice)
+    reader = make_subscriber_for_notice(session, notice)
     message = runtime.notices.compose(session, notice, reader.id, now=NOW)
     assert message is not None
     with runtime.sender.connection() as connection:
