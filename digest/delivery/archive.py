@@ -24,6 +24,9 @@ from digest.papers.models import Paper
 # Daily editions are the reader's local date; weekly ones ("2026-W49") are left out
 # of the public days.
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A day's public list: its top ten. An edition stores more (enough to leave out any
+# reader's own picks from their section), but a page of fifty is not a day's best.
+PAPERS_PER_DAY = 10
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def _days(session: Session, editions: list[str]) -> list[TrendingDay]:
     rows = session.execute(
         select(EditionTrending.edition, Paper)
         .join(Paper, Paper.id == EditionTrending.paper_id)
-        .where(EditionTrending.edition.in_(editions))
+        .where(EditionTrending.edition.in_(editions), EditionTrending.position < PAPERS_PER_DAY)
         .order_by(EditionTrending.edition.desc(), EditionTrending.position)
     ).all()
     papers: dict[str, list[Paper]] = {}

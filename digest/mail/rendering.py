@@ -65,6 +65,9 @@ def inline_css(template_source: str, css: str, keep_classes: frozenset[str] | No
         hidden,
         css_text=css,
         keep_style_tags=True,
+        # The media queries' !important is what lets dark mode and the phone layout
+        # win over the inlined styles; premailer strips it by default.
+        strip_important=False,
         remove_classes=False,
         disable_validation=True,
         allow_network=False,

@@ -504,3 +504,13 @@ def test_the_trending_section_follows_the_picks_under_its_heading(
     assert "Trending this week" in body(weekly, "plain")
     without, _, _ = compose_both(composer, "five, some without a reason")
     assert "Trending" not in body(without, "plain") + body(without, "html")
+
+
+def test_dark_mode_and_the_phone_layout_win_over_the_inlined_styles(
+    composer: DigestComposer,
+) -> None:
+    # Inlined styles beat a <style> block's rules unless those say !important.
+    html = body(largest_digest(composer), "html")
+    head = html[html.index("@media (max-width: 640px)") : html.index("</style>")]
+    assert ".body, .wrapper { background-color: #18181b !important; }" in head
+    assert "padding: 16px !important" in head

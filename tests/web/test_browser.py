@@ -423,3 +423,82 @@ def test_the_mail_viewer_of_digest_serve_on_a_phone_and_a_desktop(
 
         assert pages.console_errors() == []
         assert serve.alive(), serve.report()
+
+
+def test_a_digest_its_web_view_and_the_trending_day_in_light_and_dark(
+    site: Site, smtp_sink: SmtpSink, browser: webdriver.Chrome
+) -> None:
+    """What a reader sees of one digest: the email, its "View in browser" page, the public
+    trending day and the private feed, at phone and desktop widths, light and dark."""
+    added = site.cli(
+        "subscribers",
+        "add",
+        EMAIL,
+        "--confirmed",
+        "--interests",
+        "diffusion, language models",
+        "--timezone",
+        "UTC",
+        "--send-hour",
+        str(due_send_hour("UTC")),
+    )
+    assert added.returncode == 0, added.stderr
+    assert site.cli("ingest").returncode == 0
+    assert site.cli("send-due").returncode == 0
+    (digest,) = wait_for_mail(smtp_sink, 1)
+    email_file = site.workdir / "digest.html"
+    email_file.write_text(html_part(digest), encoding="utf-8")
+    view_url = link_in(digest, site.base_url, "/digests/")
+    preferences_url = link_in(digest, site.base_url, "/preferences/")
+    pages = Pages(browser, ARTIFACTS / "digest")
+    pages.open(preferences_url)
+    feed_url = pages.field("feed_url").get_attribute("value")
+    assert feed_url and "/feeds/" in feed_url
+
+    def look(scheme: str, width: int) -> None:
+        # Chromedriver applies its phone metrics again at each navigation: these go after.
+        if width != PHONE["width"]:
+            browser.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
+        browser.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"media": "screen", "features": [{"name": "prefers-color-scheme", "value": scheme}]},
+        )
+        assert browser.execute_script(
+            "return matchMedia('(prefers-color-scheme: dark)').matches"
+        ) == (scheme == "dark"), f"the browser does not emulate {scheme} mode"
+
+    backgrounds: dict[str, str] = {}
+    page_backgrounds: dict[str, str] = {}
+    for scheme in ("light", "dark"):
+        for width in (PHONE["width"], 1280):
+            pages.open(email_file.as_uri())
+            look(scheme, width)
+            backgrounds[scheme] = browser.execute_script(
+                "return getComputedStyle(document.querySelector('.wrapper') || document.body)"
+                ".backgroundColor"
+            )
+            pages.shot(f"email-{scheme}-{width}", width=width)
+            pages.open(view_url)
+            look(scheme, width)
+            assert digest["Subject"].split(" + ")[0][:30] in pages.text()
+            pages.shot(f"web-view-{scheme}-{width}", width=width)
+            pages.open(f"{site.base_url}/trending")
+            look(scheme, width)
+            assert pages.heading().startswith("Trending papers")
+            page_backgrounds[scheme] = browser.execute_script(
+                "return getComputedStyle(document.body).backgroundColor"
+            )
+            pages.shot(f"trending-{scheme}-{width}", width=width)
+    # The email and the site follow the reader's dark mode (prefers-color-scheme styles).
+    assert backgrounds["light"] != backgrounds["dark"]
+    assert page_backgrounds["light"] != page_backgrounds["dark"]
+    # The private feed as a browser shows it: well-formed XML, one entry for the digest.
+    pages.open(feed_url)
+    assert "<entry>" in browser.page_source or "entry" in pages.text()
+    path = ARTIFACTS / "digest" / "feed.png"
+    image = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    path.write_bytes(base64.b64decode(image["data"]))
+    assert pages.console_errors() == []
