@@ -441,15 +441,25 @@ HREF = re.compile(r'href="([^"]+)"')
 
 
 def largest_digest(composer: DigestComposer) -> EmailMessage:
-    """Fifty papers (the most a reader may choose), each with a reason and every line."""
+    """Fifty papers (the most a reader may choose), each with a reason and every line,
+    and a full trending section after them."""
     reader_ = reader(8, "a.long.address.for.fifty@example.org", "diffusion, language models")
     picks = [
         Pick(paper=paper, reason=f"matches: diffusion and more {n}", upvotes=None)
         for n, paper in enumerate(full_papers(50))
     ]
+    trending = [
+        Pick(paper=paper, reason=f"{900 + n} upvotes · trending +{n} today", upvotes=None)
+        for n, paper in enumerate(PAPERS[:3])
+    ]
     return parse(
         composer.compose(
-            reader_, picks, delivery_id=DELIVERY_ID, edition="2026-11-21", now=NOW
+            reader_,
+            picks,
+            delivery_id=DELIVERY_ID,
+            edition="2026-11-21",
+            now=NOW,
+            trending=trending,
         ).outgoing.data
     )
 
@@ -458,6 +468,7 @@ def test_a_fifty_paper_digest_stays_under_gmails_clipping_with_its_footer_inside
     composer: DigestComposer,
 ) -> None:
     html = body(largest_digest(composer), "html")
+    assert "Trending today" in html
     # Gmail clips an HTML part above 102 KB, and the footer's links go with the clip.
     assert len(html.encode("utf-8")) <= 90 * 1024
     footer = html[html.index('<div class="footer"') :]
