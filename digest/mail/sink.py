@@ -9,13 +9,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import weakref
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
+from aiosmtpd.smtp import SMTP, Envelope
 
 
 class EmlFileHandler:
@@ -41,6 +42,43 @@ class EmlFileHandler:
         return "250 Message accepted for delivery"
 
 
+class ClosingController(Controller):
+    """aiosmtpd's ``Controller``, but ``stop()`` closes the sessions clients left open.
+
+    aiosmtpd stops by cancelling its loop's tasks; a connection accepted meanwhile (a
+    worker reconnecting while a fault test stops its sink) keeps a transport nobody
+    closes, and the garbage collector closes it later, with a ResourceWarning in
+    whatever test happens to be running. This one stops listening first, then closes
+    every session a client still holds, then stops as aiosmtpd does.
+    """
+
+    def __init__(self, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+
+    def factory(self) -> SMTP:
+        session: SMTP = super().factory()  # type: ignore[no-untyped-call]
+        self._sessions.add(session)
+        return session
+
+    def stop(self, no_assert: bool = False) -> None:
+        if self.loop.is_running():
+            closed = threading.Event()
+
+            def close_sessions() -> None:
+                if self.server is not None:
+                    self.server.close()
+                for session in list(self._sessions):
+                    if session.transport is not None:
+                        session.transport.close()
+                # After the transports' own close callbacks, which were queued first.
+                self.loop.call_soon(closed.set)
+
+            self.loop.call_soon_threadsafe(close_sessions)
+            closed.wait(timeout=10)
+        super().stop(no_assert)
+
+
 class SmtpSink:
     """Start with ``with SmtpSink(dir) as sink:``; ``sink.url`` is the SMTP URL."""
 
@@ -56,7 +94,7 @@ class SmtpSink:
         self.handler = EmlFileHandler(directory)
         # aiosmtpd checks readiness by connecting to its port, so it needs a real one.
         # SMTPUTF8 offered, as postfix and the large providers do, unless told otherwise.
-        self.controller = Controller(
+        self.controller = ClosingController(
             self.handler,
             hostname=hostname,
             port=port or free_port(hostname),

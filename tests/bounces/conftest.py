@@ -7,13 +7,12 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.ranking import load_ranking_config
 from config.settings import Settings
-from digest.mail.sink import SmtpSink, free_port
+from digest.mail.sink import ClosingController, SmtpSink, free_port
 from digest.ranking.ranker import TrendingRanker
 from digest.runtime import Runtime
 from digest.web.app import create_app
@@ -23,7 +22,7 @@ from tests.bounces.refusing import RefusingHandler, RefusingServer
 @pytest.fixture
 def refusing_smtp() -> Iterator[RefusingServer]:
     handler = RefusingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller = ClosingController(handler, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield RefusingServer(controller, handler)
     controller.stop()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiosmtpd.controller import Controller
-
 from digest.inbound.handler import InboundHandler
-from digest.mail.sink import free_port
+from digest.mail.sink import ClosingController, free_port
 from digest.metrics.instruments import inbound_metrics
 from digest.runtime import Runtime
 
@@ -30,9 +28,9 @@ class Reader:
     message_id: str
 
 
-def serve_inbound(runtime: Runtime, *, max_bytes: int = 2 * 1024 * 1024) -> Controller:
+def serve_inbound(runtime: Runtime, *, max_bytes: int = 2 * 1024 * 1024) -> ClosingController:
     handler = InboundHandler(runtime.inbound_addresses, runtime.receive_mail, inbound_metrics())
-    controller = Controller(
+    controller = ClosingController(
         handler,
         hostname="127.0.0.1",
         port=free_port(),

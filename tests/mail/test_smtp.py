@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from config.settings import Settings
 from digest.mail.message import ListUnsubscribe, build_message
 from digest.mail.outgoing import OutgoingMessage, outgoing
 from digest.mail.rendering import RenderedEmail
 from digest.mail.sender import SendError
-from digest.mail.sink import SmtpSink, free_port
+from digest.mail.sink import ClosingController, SmtpSink, free_port
 from digest.mail.smtp import SmtpConfig, SmtpSender, wire_data
 from digest.runtime import Runtime
 
@@ -84,7 +83,7 @@ class Refusing:
 
 @pytest.fixture
 def refusing_server() -> Iterator[str]:
-    controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+    controller = ClosingController(Refusing(), hostname="127.0.0.1", port=free_port())
     controller.start()
     yield f"smtp://127.0.0.1:{controller.port}"
     controller.stop()

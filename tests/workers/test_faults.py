@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 from sqlalchemy import Engine, select, text
 
@@ -33,7 +32,7 @@ from digest.db.migrate import upgrade
 from digest.db.unit_of_work import unit_of_work
 from digest.delivery.ledger import claim_due_deliveries
 from digest.delivery.models import Delivery
-from digest.mail.sink import free_port
+from digest.mail.sink import ClosingController, free_port
 from digest.processes import VENV_BIN, Process, run_to_end, wait_for
 from digest.subscriptions.choices import SubscriberStatus
 from digest.subscriptions.models import Subscriber
@@ -87,14 +86,14 @@ class RecordingServer:
     def __init__(self) -> None:
         self.port = free_port()
         self.handler = RecordingHandler()
-        self._controller: Controller | None = None
+        self._controller: ClosingController | None = None
 
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
 
     def up(self) -> None:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller = ClosingController(self.handler, hostname="127.0.0.1", port=self.port)
         self._controller.start()
 
     def down(self) -> None:
